@@ -15,7 +15,9 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
-__all__ = ["EnvConfig", "CollectConfig", "register_configs"]
+__all__ = [
+    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "LoggerConfig", "TrainConfig", "register_configs",
+]
 
 
 @dataclass
@@ -62,6 +64,117 @@ class CollectConfig:
     device: str = "cpu"
 
 
+@dataclass
+class ModelConfig:
+    """World-model sizes (group ``model``): a named preset, any field overridable.
+
+    ``None`` keeps the preset's value (see :data:`vid2act.components.world_model.PRESETS`). The actor and
+    value MLPs use ``mlp_units`` x ``mlp_layers`` like the reward head (DreamerV2).
+
+    Attributes:
+        preset: ``"tiny"`` (fast CPU tests), ``"small"``, ``"paper"`` (DreamerV2 sizes).
+        latent: ``"categorical"`` (32 x 32 in ``paper``) or ``"gaussian"``.
+    """
+
+    preset: str = "tiny"
+    latent: Optional[str] = None
+    cnn_depth: Optional[int] = None
+    belief_dim: Optional[int] = None
+    hidden_dim: Optional[int] = None
+    num_categoricals: Optional[int] = None
+    num_classes: Optional[int] = None
+    stoch_dim: Optional[int] = None
+    mlp_units: Optional[int] = None
+    mlp_layers: Optional[int] = None
+
+
+@dataclass
+class AgentConfig:
+    """The learner (group ``agent``): DreamerV2 hyperparameters (paper Eq. 2, Eq. 8).
+
+    Attributes:
+        name: ``"dreamerv2"``.
+        horizon: imagination horizon ``H`` (policy steps).
+        gamma: discount; lmbda: lambda of the lambda-return.
+        entropy_scale: actor entropy bonus (nats^-1 scale); reinforce_mix: REINFORCE weight rho.
+        kl_balance: alpha of the balanced KL; free_nats: free nats per KL term; kl_scale: beta.
+        model_lr, actor_lr, value_lr: Adam learning rates; adam_eps: Adam epsilon.
+        grad_clip: global gradient-norm clip per optimiser.
+        target_update_period: gradient steps between hard updates of the slow target critic.
+    """
+
+    name: str = "dreamerv2"
+    horizon: int = 15
+    gamma: float = 0.99
+    lmbda: float = 0.95
+    entropy_scale: float = 1e-4
+    reinforce_mix: float = 0.0
+    kl_balance: float = 0.8
+    free_nats: float = 1.0
+    kl_scale: float = 1.0
+    model_lr: float = 3e-4
+    actor_lr: float = 8e-5
+    value_lr: float = 8e-5
+    adam_eps: float = 1e-5
+    grad_clip: float = 100.0
+    target_update_period: int = 100
+
+
+@dataclass
+class LoggerConfig:
+    """Metric sinks (group ``logger``): CSV always; wandb offline by default.
+
+    Attributes:
+        wandb: also log to wandb; mode: ``"offline"`` or ``"online"``; project: wandb project.
+    """
+
+    wandb: bool = True
+    mode: str = "offline"
+    project: str = "vid2act"
+
+
+@dataclass
+class TrainConfig:
+    """``python -m vid2act.agents.train``: online training from pixels.
+
+    Budgets are in env steps (policy decisions); metrics are logged against env frames
+    (= env steps x action repeat).
+
+    Attributes:
+        env_steps: total env steps, prefill included.
+        prefill: env steps of a uniform random policy before the first update.
+        train_ratio: gradient updates per env step (DreamerV2: one every 5 steps = 0.2).
+        frames_per_batch: env steps per collector batch.
+        batch_size: ``B`` sequences per update; seq_len: ``T`` rows per sequence.
+        buffer_capacity: replay rows kept (uint8 pixels: 12 KiB per 64x64 row).
+        eval_every: env steps between evaluations (0: only at the end); eval_episodes: per evaluation.
+        checkpoint_every: env steps between checkpoints (0: only at the end).
+        seed: global seed; device: learner device (``"auto"``: CUDA if available).
+        out_dir: run folder (default: Hydra's run dir); resume: continue from ``out_dir/checkpoint.pt``.
+        progress: show progress bars.
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    env_steps: int = 100_000
+    prefill: int = 5_000
+    train_ratio: float = 0.2
+    frames_per_batch: int = 50
+    batch_size: int = 16
+    seq_len: int = 50
+    buffer_capacity: int = 1_000_000
+    eval_every: int = 10_000
+    eval_episodes: int = 5
+    checkpoint_every: int = 10_000
+    seed: int = 0
+    device: str = "auto"
+    out_dir: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
 def register_configs() -> None:
     """Register the schemas and one ``env`` option per known task in Hydra's ``ConfigStore``.
 
@@ -72,6 +185,10 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="collect_schema", node=CollectConfig)
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="agent", name="agent_schema", node=AgentConfig)
+    cs.store(group="logger", name="logger_schema", node=LoggerConfig)
     for task_id in list_tasks():
         suite, task = task_id.split("/", 1)
         cs.store(group=f"env/{suite}", name=task, node=EnvConfig(name=task_id), package="env")

@@ -1,0 +1,187 @@
+"""DreamerV2 assembled from our components: world model, actor, critic, their losses and optimisers.
+
+The update reads top to bottom in the paper's order: world model (Eq. 2 / 5), then behaviour in imagination
+(Eq. 8, actor then critic on the same imagined trajectory). The Vid2Act agent extends it (more terms in the
+world-model block, a guided actor), so ablations are switches of one agent rather than copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torch import nn
+
+from vid2act.components.behavior import make_actor, make_value_model
+from vid2act.components.behavior.acting import RecurrentPolicy
+from vid2act.components.losses.imagination import ImaginationActorLoss, ImaginationValueLoss
+from vid2act.components.losses.world_model_loss import WorldModelLoss
+from vid2act.components.world_model import WorldModelConfig
+
+__all__ = ["DreamerAgent", "world_model_config"]
+
+
+def world_model_config(model_cfg: Any) -> WorldModelConfig:
+    """Map the Hydra ``model`` group (preset + optional overrides) onto :class:`WorldModelConfig`.
+
+    Raises:
+        ValueError: unknown preset (the message lists the valid ones).
+    """
+    fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
+    overrides = {k: v for k, v in dict(model_cfg).items() if k in fields and v is not None}
+    return WorldModelConfig.from_preset(model_cfg["preset"], **overrides)
+
+
+class DreamerAgent(nn.Module):
+    """DreamerV2 learner and actor (the paper's main baseline and the student Vid2Act extends).
+
+    Args:
+        wm_config: world-model sizes.
+        action_dim: ``A`` of the target env (after any zero-padding).
+        horizon: imagination horizon ``H`` (policy steps).
+        gamma, lmbda: discount and lambda of the lambda-return.
+        entropy_scale, reinforce_mix: actor entropy bonus and REINFORCE weight.
+        kl_balance, free_nats, kl_scale: balanced KL of the world-model loss (nats).
+        model_lr, actor_lr, value_lr, adam_eps: Adam settings per part.
+        grad_clip: gradient-norm clip per optimiser.
+        target_update_period: gradient steps between hard updates of the slow target critic.
+        guidance_dim: size of the actor's guidance input ``g_t`` (0: plain DreamerV2 actor).
+        device: learner device.
+    """
+
+    def __init__(
+        self,
+        wm_config: WorldModelConfig,
+        action_dim: int,
+        *,
+        horizon: int = 15,
+        gamma: float = 0.99,
+        lmbda: float = 0.95,
+        entropy_scale: float = 1e-4,
+        reinforce_mix: float = 0.0,
+        kl_balance: float = 0.8,
+        free_nats: float = 1.0,
+        kl_scale: float = 1.0,
+        model_lr: float = 3e-4,
+        actor_lr: float = 8e-5,
+        value_lr: float = 8e-5,
+        adam_eps: float = 1e-5,
+        grad_clip: float = 100.0,
+        target_update_period: int = 100,
+        guidance_dim: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__()
+        self.wm_config = wm_config
+        self.action_dim = action_dim
+        self.grad_clip = grad_clip
+        self.world_model = wm_config.build(action_dim=action_dim, reward_head=True)
+        feature_dim = self.world_model.feature_dim
+        units, layers = wm_config.mlp_units, wm_config.mlp_layers
+        self.actor = make_actor(feature_dim, action_dim, guidance_dim=guidance_dim, hidden=units, layers=layers)
+        self.value = make_value_model(feature_dim, hidden=units, layers=layers)
+        self.model_loss = WorldModelLoss(
+            self.world_model, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale
+        )
+        self.value_loss = ImaginationValueLoss(self.value)
+        self.actor_loss = ImaginationActorLoss(
+            self.actor_for_imagination(), self.value_loss.target_value_network, self.world_model,
+            imagination_horizon=horizon, gamma=gamma, lmbda=lmbda, reinforce_mix=reinforce_mix,
+            entropy_scale=entropy_scale, extra_start_keys=self.extra_start_keys(),
+        )
+        self.to(device)
+        self.target_updater = self.value_loss.make_target_updater(period=target_update_period)
+        adam = dict(eps=adam_eps)
+        self.optimizers = {
+            "model": torch.optim.Adam(self.model_parameters(), lr=model_lr, **adam),
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=actor_lr, **adam),
+            "value": torch.optim.Adam(self.value.parameters(), lr=value_lr, **adam),
+        }
+        self.device = torch.device(device)
+
+    # ------------------------------------------------------------------ hooks for Vid2Act
+    def actor_for_imagination(self) -> TensorDictModuleBase:
+        """The module the actor loss imagines with (Vid2Act prepends its guidance module)."""
+        return self.actor
+
+    def extra_start_keys(self) -> tuple[str, ...]:
+        """Keys of the replay batch held fixed over imagination (Vid2Act: the selected task)."""
+        return ()
+
+    def model_parameters(self):
+        """Parameters trained by the world-model optimiser."""
+        return self.world_model.parameters()
+
+    def extra_model_losses(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Further world-model terms computed after the posterior is in ``batch`` (Vid2Act: Eq. 4)."""
+        return {}
+
+    def acting_pre_actor(self) -> list[TensorDictModuleBase]:
+        """Modules run on the latent before the actor when acting (Vid2Act: weights + guidance)."""
+        return []
+
+    # ------------------------------------------------------------------ TrainableAgent
+    def policy(self, explore: bool) -> RecurrentPolicy:
+        """Acting policy for the real env (reads ``pixels``, writes ``action``); see :class:`RecurrentPolicy`."""
+        return RecurrentPolicy(self.world_model, self.actor, explore=explore, pre_actor=self.acting_pre_actor())
+
+    def env_transforms(self) -> list:
+        """``InitTracker`` and the recurrent-state primers the acting policy needs."""
+        return self.policy(explore=False).env_transforms()
+
+    def _step(self, name: str, loss: torch.Tensor, params) -> float:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(list(params), self.grad_clip)
+        opt.step()
+        return float(norm)
+
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        """One gradient step of the world model, the actor and the critic on a replay batch.
+
+        Args:
+            batch: Dreamer rows ``[B, T]`` (``pixels`` uint8, ``prev_action`` ``[B, T, A]``, ``reward``,
+                ``is_first``), on any device.
+
+        Returns:
+            Scalar metrics: every ``loss_*`` term, diagnostics (``kl``, ``actor_entropy``, ...) and
+            gradient norms ``grad_norm_<part>``.
+
+        Raises:
+            FloatingPointError: a loss term is NaN/Inf (the message names it); no optimiser stepped
+                with it.
+        """
+        batch = batch.to(self.device)
+        metrics: dict[str, float] = {}
+        # 1. world model (paper Eq. 2 / Eq. 5): the loss writes the posterior belief/state into `batch`.
+        model_out = self.model_loss(batch)
+        model_terms = {k: v for k, v in model_out.items() if k.startswith("loss_")}
+        model_terms.update(self.extra_model_losses(batch))
+        metrics["grad_norm_model"] = self._step("model", sum(model_terms.values()), self.model_parameters())
+        metrics.update({k: float(v.detach()) for k, v in model_out.items() if not k.startswith("loss_") and v.numel() == 1})
+        metrics.update({k: float(v.detach()) for k, v in model_terms.items()})
+        # 2. actor in imagination (Eq. 8), from the detached posterior states of the batch.
+        actor_out, imagined = self.actor_loss(batch)
+        metrics["grad_norm_actor"] = self._step("actor", actor_out["loss_actor"], self.actor.parameters())
+        # 3. critic on the same imagined trajectory, toward the lambda-returns.
+        value_out = self.value_loss(imagined)
+        metrics["grad_norm_value"] = self._step("value", value_out["loss_value"], self.value.parameters())
+        self.target_updater.step()
+        for out in (actor_out, value_out):
+            metrics.update({k: float(v.detach()) for k, v in out.items() if v.numel() == 1})
+        return metrics
+
+    def state_dict(self, *args, **kwargs) -> dict[str, Any]:  # noqa: D102 - nn.Module + optimisers
+        return {
+            "modules": super().state_dict(*args, **kwargs),
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True):  # noqa: D102
+        super().load_state_dict(state["modules"], strict=strict)
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])

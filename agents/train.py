@@ -1,0 +1,101 @@
+"""Online training from pixels: ``python -m vid2act.agents.train agent=dreamerv2 env=<suite>/<task> model=<preset>``.
+
+Writes to the run folder (Hydra's, or ``out_dir=``): ``checkpoint.pt`` (+ ``buffer/``, so ``resume=true``
+continues a run), ``<exp>/scalars/*.csv`` metrics (and wandb offline files), ``learning_curve.png`` and
+evaluation GIFs under ``videos/``. Metric names: ``train/loss_*``, ``train/episode_return``,
+``eval/return``, ``eval/success``, against env frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from functools import partial
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+__all__ = ["build_agent", "run_training"]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_agent(cfg: DictConfig, action_dim: int, device: torch.device):
+    """Build the learner named by ``cfg.agent.name`` for an env with ``action_dim`` actions.
+
+    Raises:
+        ValueError: unknown agent name or model preset.
+    """
+    from vid2act.agents.dreamer import DreamerAgent, world_model_config
+
+    agent_cfg = OmegaConf.to_container(cfg.agent, resolve=True)
+    name = agent_cfg.pop("name")
+    if name != "dreamerv2":
+        raise ValueError(f"unknown agent {name!r}; valid agents: ['dreamerv2']")
+    return DreamerAgent(world_model_config(cfg.model), action_dim, device=device, **agent_cfg)
+
+
+def run_training(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, float]:
+    """Build env, agent, buffer and logger from ``cfg`` and run :func:`~vid2act.agents.trainer.train_loop`.
+
+    Raises:
+        ValueError: the env's action spec does not match a resumed checkpoint, or bad config values.
+    """
+    from vid2act.agents.metrics import MetricLogger
+    from vid2act.agents.trainer import LoopConfig, train_loop
+    from vid2act.components.data.episode_writer import EpisodeWriter, make_online_buffer
+    from vid2act.envs import make_env
+
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+    env_kwargs = dict(
+        image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
+        max_episode_steps=cfg.env.max_episode_steps,
+    )
+    probe = make_env(cfg.env.name, seed=cfg.seed, **env_kwargs)
+    action_dim = probe.action_spec.shape[-1]
+    action_repeat = getattr(probe, "action_repeat", cfg.env.action_repeat or 1)
+    probe.close()
+    agent = build_agent(cfg, action_dim, device)
+    buffer = make_online_buffer(cfg.buffer_capacity, cfg.batch_size, cfg.seq_len)
+    meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
+            "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name}
+    logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
+                          project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
+    loop_cfg = LoopConfig(
+        env_steps=cfg.env_steps, prefill=cfg.prefill, train_ratio=cfg.train_ratio,
+        frames_per_batch=cfg.frames_per_batch, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
+        checkpoint_every=cfg.checkpoint_every, action_repeat=action_repeat,
+    )
+    return train_loop(
+        agent,
+        make_train_env=partial(make_env, cfg.env.name, seed=cfg.seed, num_workers=cfg.env.num_workers,
+                               device="cpu", **env_kwargs),
+        make_eval_env=partial(make_env, cfg.env.name, seed=cfg.seed + 10_000, device="cpu", **env_kwargs),
+        buffer=buffer, writer=EpisodeWriter(buffer), cfg=loop_cfg, logger=logger, out_dir=out_dir, meta=meta,
+        resume=cfg.resume, progress=cfg.progress,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point; see the module docstring."""
+    from hydra.core.hydra_config import HydraConfig
+
+    out_dir = pathlib.Path(cfg.out_dir or HydraConfig.get().runtime.output_dir)
+    result = run_training(cfg, out_dir)
+    summary = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
+    print(f"trained {cfg.agent.name} on {cfg.env.name} ({cfg.model.preset}): {summary}; run folder {out_dir}")
+
+
+if __name__ == "__main__":
+    from vid2act.agents.cli import run
+
+    run(main)

@@ -1,0 +1,223 @@
+"""The online training loop shared by every agent: collect, replay, update, evaluate, checkpoint.
+
+The loop knows nothing about world models: an agent (see :class:`TrainableAgent`) supplies its acting
+policy, the env transforms that policy needs (recurrent-state primers), one ``update`` on a replay batch,
+and its ``state_dict``. Everything else is TorchRL: a ``Collector`` (random policy for the prefill via
+``init_random_frames``), a ``TensorDictReplayBuffer`` with a ``SliceSampler`` over whole episodes, and
+TorchRL's CSV / wandb loggers.
+
+Units: ``env_steps`` are policy decisions; ``env_frames = env_steps * action_repeat`` is the x-axis of every
+metric (the DreamerV2 / paper convention: "400K env steps" on DMC are frames at action repeat 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pathlib
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torchrl.envs import EnvBase
+from tqdm.auto import tqdm
+
+from vid2act.agents.checkpoint import load_checkpoint, save_checkpoint
+from vid2act.agents.evaluate import evaluate_policy
+from vid2act.agents.metrics import MetricLogger
+from vid2act.agents.plots import plot_learning_curve
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainableAgent", "LoopConfig", "train_loop"]
+
+
+class TrainableAgent(Protocol):
+    """What :func:`train_loop` needs from an agent."""
+
+    def policy(self, explore: bool) -> TensorDictModuleBase:
+        """Acting policy reading the env's ``pixels`` (+ its recurrent keys), writing ``action``."""
+
+    def env_transforms(self) -> list:
+        """TorchRL transforms the acting policy needs on the env (e.g. ``InitTracker``, primers)."""
+
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        """One gradient step of every part on a replay batch ``[B, T]``; returns scalar metrics."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class LoopConfig:
+    """Budget and cadence of :func:`train_loop` (all counts in env steps unless said otherwise).
+
+    Attributes:
+        env_steps: total env steps to collect (including the prefill).
+        prefill: env steps of the random policy before the first update.
+        train_ratio: gradient updates per env step (DreamerV2: 1 every 5 steps = 0.2).
+        frames_per_batch: env steps per collector batch (the policy acts with the weights of the batch start).
+        eval_every: env steps between evaluations (0 = only at the end).
+        eval_episodes: episodes per evaluation.
+        checkpoint_every: env steps between checkpoints (0 = only at the end).
+        action_repeat: simulator steps per env step (for the ``env_frames`` axis).
+        save_video: write a GIF of the first evaluation episode.
+    """
+
+    env_steps: int
+    prefill: int
+    train_ratio: float
+    frames_per_batch: int = 50
+    eval_every: int = 0
+    eval_episodes: int = 1
+    checkpoint_every: int = 0
+    action_repeat: int = 1
+    save_video: bool = True
+
+
+def _atomic_dump_buffer(buffer, path: pathlib.Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    buffer.dumps(str(tmp))
+    old = path.with_name(path.name + ".old")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train_loop(
+    agent: TrainableAgent,
+    *,
+    make_train_env: Callable[[], EnvBase],
+    make_eval_env: Callable[[], EnvBase],
+    buffer,
+    writer,
+    cfg: LoopConfig,
+    logger: MetricLogger,
+    out_dir: str | os.PathLike,
+    meta: dict[str, Any],
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train ``agent`` online until ``cfg.env_steps``; returns the last evaluation's metrics.
+
+    Args:
+        agent: see :class:`TrainableAgent`.
+        make_train_env / make_eval_env: env factories (the agent's transforms are appended here).
+        buffer: TorchRL replay buffer sampling ``[B, T]`` sequences of Dreamer rows.
+        writer: an :class:`~vid2act.components.data.EpisodeWriter` turning collector batches into rows.
+        cfg: budget and cadence.
+        logger: metric sink; x-axis env frames.
+        out_dir: run folder: ``checkpoint.pt``, ``buffer/``, ``videos/``, ``learning_curve.png``.
+        meta: metadata stored in (and checked against, on resume) the checkpoint, e.g. model preset
+            and action dim.
+        resume: continue from ``out_dir/checkpoint.pt`` (and its replay buffer) if present.
+        progress: show the tqdm bar (env frames, frames/s, updates/s, latest return).
+
+    Raises:
+        FloatingPointError: a loss became NaN/Inf; the last good checkpoint on disk is kept as it was.
+        CheckpointError: ``resume`` found a checkpoint written for another model / env.
+    """
+    from torchrl.collectors import Collector
+    from torchrl.envs import TransformedEnv
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, buffer_path = out_dir / "checkpoint.pt", out_dir / "buffer"
+    steps, updates = 0, 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, expect=meta)
+        agent.load_state_dict(state["agent"])
+        steps, updates = int(state["env_steps"]), int(state["updates"])
+        if buffer_path.exists():
+            buffer.loads(str(buffer_path))
+            writer.next_episode_id = int(state.get("next_episode_id", 0))
+        log.info("resumed from %s at %d env steps, %d updates", ckpt_path, steps, updates)
+
+    def with_transforms(env: EnvBase) -> EnvBase:
+        env = env if isinstance(env, TransformedEnv) else TransformedEnv(env)
+        for transform in agent.env_transforms():
+            env.append_transform(transform)
+        return env
+
+    train_env = with_transforms(make_train_env())
+    eval_env = with_transforms(make_eval_env())
+    remaining = cfg.env_steps - steps
+    if remaining <= 0:
+        log.info("budget of %d env steps already reached", cfg.env_steps)
+    collector = Collector(
+        train_env,
+        agent.policy(explore=True),
+        frames_per_batch=cfg.frames_per_batch,
+        total_frames=max(remaining, cfg.frames_per_batch),
+        init_random_frames=max(cfg.prefill - steps, 0),
+    )
+
+    def save() -> None:
+        save_checkpoint(
+            ckpt_path,
+            {"agent": agent.state_dict(), "env_steps": steps, "updates": updates, "meta": meta,
+             "next_episode_id": writer.next_episode_id},
+        )
+        _atomic_dump_buffer(buffer, buffer_path)
+
+    def evaluate() -> dict[str, float]:
+        video = out_dir / "videos" / f"eval_{steps * cfg.action_repeat:08d}.gif" if cfg.save_video else None
+        result = evaluate_policy(eval_env, agent.policy(explore=False), episodes=cfg.eval_episodes, video_path=video)
+        logger.log({f"eval/{k}": v for k, v in result.items()}, steps * cfg.action_repeat)
+        plot_learning_curve(logger.csv_dir, out_dir / "learning_curve.png")
+        return result
+
+    bar = tqdm(total=cfg.env_steps * cfg.action_repeat, initial=steps * cfg.action_repeat, unit="frame",
+               desc="train", disable=not progress)
+    credit, last_eval, last_ckpt = 0.0, steps, steps
+    t0, steps0, updates0, last_return = time.perf_counter(), steps, updates, float("nan")
+    result: dict[str, float] = {}
+    try:
+        for batch in collector if remaining > 0 else []:
+            n = batch.numel()
+            steps += n
+            for episode in writer.extend(batch):
+                last_return = episode["return"]
+                logger.log({f"train/episode_{k}": v for k, v in episode.items()}, steps * cfg.action_repeat)
+            if steps >= cfg.prefill and writer.rows_written > 0:
+                credit += cfg.train_ratio * min(n, steps - cfg.prefill)  # updates ~ ratio * (steps - prefill)
+                sums: dict[str, float] = {}
+                for _ in range(int(credit)):
+                    for k, v in agent.update(buffer.sample()).items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    updates += 1
+                if sums:  # mean over this batch's updates
+                    logger.log({f"train/{k}": v / int(credit) for k, v in sums.items()}, steps * cfg.action_repeat)
+                credit -= int(credit)
+            elapsed = time.perf_counter() - t0
+            bar.update(n * cfg.action_repeat)
+            bar.set_postfix(fps=f"{(steps - steps0) * cfg.action_repeat / elapsed:.0f}",
+                            ups=f"{(updates - updates0) / elapsed:.2f}", ret=f"{last_return:.1f}")
+            if cfg.eval_every and steps - last_eval >= cfg.eval_every:
+                result, last_eval = evaluate(), steps
+            if cfg.checkpoint_every and steps - last_ckpt >= cfg.checkpoint_every:
+                save()
+                last_ckpt = steps
+            if steps >= cfg.env_steps:
+                break
+    finally:
+        bar.close()
+        collector.shutdown()
+    if last_eval != steps or not result:
+        result = evaluate()
+    save()
+    for env in (train_env, eval_env):
+        if not env.is_closed:
+            env.close()
+    result = {**result, "env_steps": steps, "env_frames": steps * cfg.action_repeat, "updates": updates}
+    if not all(math.isfinite(v) for v in result.values() if isinstance(v, float)):
+        log.warning("non-finite evaluation result: %s", result)
+    return result
