@@ -9,5 +9,6 @@
 from vid2act.components.losses.action_replay import ActionReplayLoss
 from vid2act.components.losses.distillation import DistillationLoss
 from vid2act.components.losses.imagination import ImaginationActorLoss, ImaginationValueLoss
+from vid2act.components.losses.world_model_loss import WorldModelLoss
 
-__all__ = ["ActionReplayLoss", "DistillationLoss", "ImaginationActorLoss", "ImaginationValueLoss"]
+__all__ = ["ActionReplayLoss", "DistillationLoss", "ImaginationActorLoss", "ImaginationValueLoss", "WorldModelLoss"]
