@@ -126,7 +126,7 @@ def train_loop(
         CheckpointError: ``resume`` found a checkpoint written for another model / env.
     """
     from torchrl.collectors import Collector
-    from torchrl.envs import TransformedEnv
+    from torchrl.envs import InitTracker, TransformedEnv
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,8 +143,10 @@ def train_loop(
 
     def with_transforms(env: EnvBase) -> EnvBase:
         env = env if isinstance(env, TransformedEnv) else TransformedEnv(env)
+        has_init = "is_init" in env.observation_spec.keys()
         for transform in agent.env_transforms():
-            env.append_transform(transform)
+            if not (has_init and isinstance(transform, InitTracker)):  # make_env already tracks resets
+                env.append_transform(transform)
         return env
 
     train_env = with_transforms(make_train_env())
