@@ -27,19 +27,59 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_agent(cfg: DictConfig, action_dim: int, device: torch.device):
+def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch.device):
     """Build the learner named by ``cfg.agent.name`` for an env with ``action_dim`` actions.
 
+    ``dreamerv2`` (also the ``no_distill`` ablation), ``finetune`` (DreamerV2 whose world model starts from
+    the teacher's weights where shapes match) and ``vid2act`` (also ``uniform_weights``, ``no_guidance``).
+
     Raises:
-        ValueError: unknown agent name or model preset.
+        ValueError: unknown agent or model preset; ``teacher`` missing for an agent that needs one; the
+            teachers' action dim or image size differs from the env's.
+        CheckpointError: the teacher checkpoint is missing or not a teacher checkpoint.
     """
     from vid2act.agents.dreamer import DreamerAgent, world_model_config
+    from vid2act.agents.schemas import AgentConfig
 
     agent_cfg = OmegaConf.to_container(cfg.agent, resolve=True)
     name = agent_cfg.pop("name")
-    if name != "dreamerv2":
-        raise ValueError(f"unknown agent {name!r}; valid agents: ['dreamerv2']")
-    return DreamerAgent(world_model_config(cfg.model), action_dim, device=device, **agent_cfg)
+    dreamer_keys = {f for f in AgentConfig.__dataclass_fields__ if f != "name"}
+    dreamer_kwargs = {k: v for k, v in agent_cfg.items() if k in dreamer_keys}
+    wm_config = world_model_config(cfg.model)
+    if name == "dreamerv2":
+        return DreamerAgent(wm_config, action_dim, device=device, **dreamer_kwargs)
+    if name not in ("finetune", "vid2act"):
+        raise ValueError(f"unknown agent {name!r}; valid agents: ['dreamerv2', 'finetune', 'vid2act']")
+    if not cfg.teacher:
+        raise ValueError(f"agent={name} needs a pretrained teacher: pass teacher=<path to the pretrain checkpoint>")
+    from vid2act.components.transfer.teacher_bank import TeacherBank
+
+    teachers = TeacherBank.from_checkpoint(cfg.teacher, map_location=device)
+    if teachers.image_size != image_size:
+        raise ValueError(
+            f"the teachers saw {teachers.image_size}x{teachers.image_size} frames, the target env renders "
+            f"{image_size}x{image_size}; set env.image_size={teachers.image_size}"
+        )
+    if name == "finetune":
+        from vid2act.agents.finetune import init_from_teacher
+
+        agent = DreamerAgent(wm_config, action_dim, device=device, **dreamer_kwargs)
+        copied, skipped = init_from_teacher(agent.world_model, teachers)
+        log.info("finetune: copied %d teacher tensors, kept %d student tensors (shape mismatch)", copied, skipped)
+        return agent
+    from vid2act.agents.vid2act import Vid2ActAgent
+    from vid2act.components.data import MultiTaskOfflineData
+
+    extras = {k: v for k, v in agent_cfg.items() if k not in dreamer_keys}
+    source_data = None
+    if extras.get("guidance", True):
+        root = cfg.source_data or teachers.data_root
+        source_data = MultiTaskOfflineData.from_root(
+            root, names=list(teachers.source_names), action_dim=teachers.action_dim
+        )
+    return Vid2ActAgent(
+        wm_config, action_dim, teachers=teachers, source_data=source_data, device=device, **dreamer_kwargs, **extras
+    )
 
 
 def run_training(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, float]:
@@ -54,6 +94,8 @@ def run_training(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, float]:
     from vid2act.envs import make_env
 
     torch.manual_seed(cfg.seed)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     device = _device(cfg.device)
     env_kwargs = dict(
         image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
@@ -63,7 +105,7 @@ def run_training(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, float]:
     action_dim = probe.action_spec.shape[-1]
     action_repeat = getattr(probe, "action_repeat", cfg.env.action_repeat or 1)
     probe.close()
-    agent = build_agent(cfg, action_dim, device)
+    agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
     buffer = make_online_buffer(cfg.buffer_capacity, cfg.batch_size, cfg.seq_len)
     meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
             "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name}
@@ -90,7 +132,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = pathlib.Path(cfg.out_dir or HydraConfig.get().runtime.output_dir)
-    result = run_training(cfg, out_dir)
+    try:
+        result = run_training(cfg, out_dir)
+    except FloatingPointError as err:
+        ckpt = out_dir / "checkpoint.pt"
+        kept = f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+        raise SystemExit(f"training stopped: {err}; {kept} (resume with resume=true out_dir={out_dir})") from err
     summary = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
     print(f"trained {cfg.agent.name} on {cfg.env.name} ({cfg.model.preset}): {summary}; run folder {out_dir}")
 
