@@ -75,6 +75,20 @@ class DreamerAgent(nn.Module):
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
+        self._build_dreamer(
+            wm_config, action_dim, horizon=horizon, gamma=gamma, lmbda=lmbda, entropy_scale=entropy_scale,
+            reinforce_mix=reinforce_mix, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale,
+            model_lr=model_lr, actor_lr=actor_lr, value_lr=value_lr, adam_eps=adam_eps, grad_clip=grad_clip,
+            target_update_period=target_update_period, guidance_dim=guidance_dim, device=device,
+        )
+
+    def _build_dreamer(
+        self, wm_config: WorldModelConfig, action_dim: int, *, horizon: int, gamma: float, lmbda: float,
+        entropy_scale: float, reinforce_mix: float, kl_balance: float, free_nats: float, kl_scale: float,
+        model_lr: float, actor_lr: float, value_lr: float, adam_eps: float, grad_clip: float,
+        target_update_period: int, guidance_dim: int, device: str | torch.device,
+    ) -> None:
+        """Build the DreamerV2 parts; subclasses build their own modules first, then call this."""
         self.wm_config = wm_config
         self.action_dim = action_dim
         self.grad_clip = grad_clip

@@ -16,7 +16,7 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 
 __all__ = [
-    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "LoggerConfig", "TrainConfig", "register_configs",
+    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "register_configs",
 ]
 
 
@@ -121,6 +121,38 @@ class AgentConfig:
 
 
 @dataclass
+class Vid2ActConfig(AgentConfig):
+    """Vid2Act on top of the DreamerV2 learner (group ``agent``: ``vid2act`` and its ablations).
+
+    Attributes:
+        alpha: weight of the distillation loss in Eq. 5 (0: ``no_distill``).
+        weights: ``"learned"`` similarity weights or ``"uniform"`` (``uniform_weights``).
+        weight_floor: lower bound of each weight (0.1 in the authors' code; needs ``N * floor < 1``).
+        weight_hidden_dims: hidden sizes of ``f_weight`` (``[]``: linear, as the paper).
+        distill_hidden_dims: hidden sizes of ``f_distill`` (``[]``: linear).
+        guidance: guide the actor with the action replay model (False: ``no_guidance``).
+        guidance_dim: size of the guidance feature.
+        replay_batch: source sequences per source task per action-replay update.
+        replay_seq_len: rows per source sequence.
+        beta_kl: KL weight of the action replay loss (Eq. 7).
+        vae_lr: Adam learning rate of the action replay model.
+    """
+
+    name: str = "vid2act"
+    alpha: float = 1.0
+    weights: str = "learned"
+    weight_floor: float = 0.0
+    weight_hidden_dims: list[int] = field(default_factory=list)
+    distill_hidden_dims: list[int] = field(default_factory=list)
+    guidance: bool = True
+    guidance_dim: int = 50
+    replay_batch: int = 8
+    replay_seq_len: int = 16
+    beta_kl: float = 0.5
+    vae_lr: float = 3e-4
+
+
+@dataclass
 class LoggerConfig:
     """Metric sinks (group ``logger``): CSV always; wandb offline by default.
 
@@ -141,6 +173,9 @@ class TrainConfig:
     (= env steps x action repeat).
 
     Attributes:
+        teacher: pretrained teacher checkpoint (``agent=vid2act`` and its ablations, ``finetune``).
+        source_data: root of the teachers' source ``OfflineDataset`` folders (default: the root recorded
+            in the teacher checkpoint).
         env_steps: total env steps, prefill included.
         prefill: env steps of a uniform random policy before the first update.
         train_ratio: gradient updates per env step (DreamerV2: one every 5 steps = 0.2).
@@ -150,6 +185,8 @@ class TrainConfig:
         eval_every: env steps between evaluations (0: only at the end); eval_episodes: per evaluation.
         checkpoint_every: env steps between checkpoints (0: only at the end).
         seed: global seed; device: learner device (``"auto"``: CUDA if available).
+        torch_threads: CPU threads of torch (``None``: torch's default); 1 is fastest for the tiny
+            preset on a busy 2-core machine.
         out_dir: run folder (default: Hydra's run dir); resume: continue from ``out_dir/checkpoint.pt``.
         progress: show progress bars.
     """
@@ -158,6 +195,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    teacher: Optional[str] = None
+    source_data: Optional[str] = None
     env_steps: int = 100_000
     prefill: int = 5_000
     train_ratio: float = 0.2
@@ -170,6 +209,7 @@ class TrainConfig:
     checkpoint_every: int = 10_000
     seed: int = 0
     device: str = "auto"
+    torch_threads: Optional[int] = None
     out_dir: Optional[str] = None
     resume: bool = False
     progress: bool = True
@@ -188,6 +228,7 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
+    cs.store(group="agent", name="vid2act_schema", node=Vid2ActConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
     for task_id in list_tasks():
         suite, task = task_id.split("/", 1)

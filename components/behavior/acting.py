@@ -33,6 +33,12 @@ class RecurrentPolicy(TensorDictModuleBase):
     which the primers of :meth:`env_transforms` carry to step ``t + 1``. Extra outputs of ``pre_actor``
     listed in ``export_keys`` (e.g. ``"task_index"``) are copied to the env's TensorDict too.
 
+    ``pre_actor`` modules see the latent TensorDict: ``"belief"``, ``"state"``, ``"feature"`` (``e_t``),
+    ``"pixels"``, ``"is_init"``, ``"last_action"`` (``a_{t-1}``) and the recurrent state they carry
+    themselves: a module with a ``carry_spec()`` method (a TorchRL ``Composite`` of per-env shapes, e.g.
+    the teachers' beliefs) gets those keys primed with zeros, read from and written back to the env's
+    TensorDict at every step.
+
     Args:
         world_model: a :class:`~vid2act.components.world_model.WorldModel` (``encoder``, ``rssm``).
         actor: TorchRL actor reading ``"feature"`` (and what ``pre_actor`` adds), writing ``"action"``.
@@ -62,8 +68,9 @@ class RecurrentPolicy(TensorDictModuleBase):
         self.explore = explore
         self.export_keys = list(export_keys)
         self.register_buffer("label", label, persistent=False)
-        self.in_keys = ["pixels", "is_init", "belief", "state", "last_action"]
-        self.out_keys = ["action", "belief", "state", "last_action", *self.export_keys]
+        self.carry_keys = [k for m in self.pre_actor if hasattr(m, "carry_spec") for k in m.carry_spec().keys()]
+        self.in_keys = ["pixels", "is_init", "belief", "state", "last_action", *self.carry_keys]
+        self.out_keys = ["action", "belief", "state", "last_action", *self.carry_keys, *self.export_keys]
 
     @property
     def action_dim(self) -> int:
@@ -77,6 +84,9 @@ class RecurrentPolicy(TensorDictModuleBase):
             state=Unbounded(shape=(rssm.state_dim,)),
             last_action=Unbounded(shape=(rssm.action_dim,)),
         )
+        for module in self.pre_actor:
+            if hasattr(module, "carry_spec"):
+                spec.update(module.carry_spec())
         return [InitTracker(), TensorDictPrimer(spec, default_value=0.0)]
 
     @torch.no_grad()
@@ -102,9 +112,13 @@ class RecurrentPolicy(TensorDictModuleBase):
             state, last = td["state"], td["last_action"]
         post = rssm.obs_step(belief, state, last, embed, td["is_init"], label, sample=self.explore)
         latent = TensorDict(
-            {"belief": post["belief"], "state": post["state"], "feature": post["feature"]},
+            {"belief": post["belief"], "state": post["state"], "feature": post["feature"],
+             "pixels": td["pixels"], "is_init": td["is_init"], "last_action": last},
             batch_size=batch,
         )
+        for key in self.carry_keys:
+            if key in td.keys():
+                latent.set(key, td[key])
         if label is not None:
             latent.set("task_label", label)
         for module in self.pre_actor:
@@ -117,6 +131,6 @@ class RecurrentPolicy(TensorDictModuleBase):
         td.set("belief", latent["belief"])
         td.set("state", latent["state"])
         td.set("last_action", action)
-        for key in self.export_keys:
+        for key in (*self.carry_keys, *self.export_keys):
             td.set(key, latent[key])
         return td.squeeze(0) if unbatched else td
