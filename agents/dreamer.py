@@ -8,6 +8,8 @@ world-model block, a guided actor), so ablations are switches of one agent rathe
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from typing import Any
 
 import torch
@@ -137,10 +139,23 @@ class DreamerAgent(nn.Module):
         """Modules run on the latent before the actor when acting (Vid2Act: weights + guidance)."""
         return []
 
+    def acting_export_keys(self) -> tuple[str, ...]:
+        """Keys the pre-actor modules write that the collected batches keep (Vid2Act: ``task_index``)."""
+        return ()
+
+    def acting_metrics(self, batch: TensorDictBase) -> dict[str, float]:
+        """Scalars of a collected batch ``[T]`` worth logging (Vid2Act: how often each source is selected)."""
+        return {}
+
+    def save_plots(self, csv_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[pathlib.Path]:
+        """Agent-specific plots from the CSV metrics, written at each evaluation (DreamerV2: none)."""
+        return []
+
     # ------------------------------------------------------------------ TrainableAgent
     def policy(self, explore: bool) -> RecurrentPolicy:
         """Acting policy for the real env (reads ``pixels``, writes ``action``); see :class:`RecurrentPolicy`."""
-        return RecurrentPolicy(self.world_model, self.actor, explore=explore, pre_actor=self.acting_pre_actor())
+        return RecurrentPolicy(self.world_model, self.actor, explore=explore, pre_actor=self.acting_pre_actor(),
+                              export_keys=self.acting_export_keys())
 
     def env_transforms(self) -> list:
         """``InitTracker`` and the recurrent-state primers the acting policy needs."""

@@ -1,4 +1,4 @@
-"""Plots people look at: learning curves from the CSV metrics."""
+"""Plots people look at: learning curves, similarity weights and selected source tasks from the CSV metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-__all__ = ["read_scalar", "plot_learning_curve"]
+__all__ = ["read_scalar", "plot_learning_curve", "plot_similarity_weights"]
 
 
 def read_scalar(csv_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +45,62 @@ def plot_learning_curve(
         ax.set_xlabel("env frames")
         ax.set_title(name)
         ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_png = pathlib.Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def plot_similarity_weights(
+    csv_dir: str | os.PathLike,
+    out_png: str | os.PathLike,
+    source_tasks: list[str] | tuple[str, ...],
+    *,
+    title: str | None = None,
+) -> pathlib.Path | None:
+    """Vid2Act's similarity weights and task selection over training, one line per source.
+
+    Left: ``train/similarity_weight/<task>`` (batch-mean ``w^i`` of Eq. 3) against env frames. Middle:
+    ``train/selected_task_freq/<task>`` (share of replay states whose ``argmax_i w^i`` is ``i``). Right:
+    how often each source ``k`` was selected while acting (the sum of ``acting/selected_task_count/<task>``).
+
+    Args:
+        csv_dir: the run's CSV scalar folder (``<run>/metrics/scalars``).
+        out_png: where to write the figure.
+        source_tasks: metric-safe source names in teacher order (``/`` replaced by ``_``).
+
+    Returns:
+        The PNG path, or ``None`` when no weight was logged yet.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = {t: read_scalar(csv_dir, f"train/similarity_weight/{t}") for t in source_tasks}
+    if not any(len(x) for x, _ in weights.values()):
+        return None
+    freqs = {t: read_scalar(csv_dir, f"train/selected_task_freq/{t}") for t in source_tasks}
+    counts = [read_scalar(csv_dir, f"acting/selected_task_count/{t}")[1].sum() for t in source_tasks]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+    for ax, series, name in ((axes[0], weights, "similarity weight w (batch mean)"),
+                             (axes[1], freqs, "share of states with k = i (replay)")):
+        for task, (x, y) in series.items():
+            ax.plot(x, y, lw=1.5, label=task)
+        ax.set_xlabel("env frames")
+        ax.set_title(name)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].axhline(1 / len(source_tasks), color="grey", ls="--", lw=1, label="uniform 1/N")
+    axes[0].legend(fontsize=8)
+    axes[2].bar(range(len(source_tasks)), counts, color=[f"C{i}" for i in range(len(source_tasks))])
+    axes[2].set_xticks(range(len(source_tasks)), source_tasks, rotation=20, fontsize=8)
+    axes[2].set_title("selected source k while acting (env steps)")
+    axes[2].grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 __all__ = [
-    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "register_configs",
+    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "PretrainConfig",
+    "register_configs",
 ]
 
 
@@ -130,6 +132,9 @@ class Vid2ActConfig(AgentConfig):
         weight_floor: lower bound of each weight (0.1 in the authors' code; needs ``N * floor < 1``).
         weight_hidden_dims: hidden sizes of ``f_weight`` (``[]``: linear, as the paper).
         distill_hidden_dims: hidden sizes of ``f_distill`` (``[]``: linear).
+        teacher_input: the teachers' state ``s_t^i``: ``"own_posterior"`` (each teacher filters the target
+            frames, the authors' code) or ``"student_state"`` (the teacher's prior stepped from the
+            student's posterior at ``t - 1``, paper §4.3; needs equal latent sizes).
         guidance: guide the actor with the action replay model (False: ``no_guidance``).
         guidance_dim: size of the guidance feature.
         replay_batch: source sequences per source task per action-replay update.
@@ -144,6 +149,7 @@ class Vid2ActConfig(AgentConfig):
     weight_floor: float = 0.0
     weight_hidden_dims: list[int] = field(default_factory=list)
     distill_hidden_dims: list[int] = field(default_factory=list)
+    teacher_input: str = "own_posterior"
     guidance: bool = True
     guidance_dim: int = 50
     replay_batch: int = 8
@@ -215,6 +221,55 @@ class TrainConfig:
     progress: bool = True
 
 
+@dataclass
+class PretrainConfig:
+    """``python -m vid2act.agents.pretrain``: reward-free teacher world models (paper §4.2, Eq. 1-2).
+
+    Budgets are in gradient steps; each step trains on ``batch_size`` sequences of ``seq_len``
+    rows from EVERY source (a balanced ``[N, B, T]`` batch).
+
+    Attributes:
+        data: root folder with one ``OfflineDataset`` per source (required).
+        sources: source names under ``data`` in teacher order (``None``: all, sorted).
+        action_dim: common (zero-padded) action width (``None``: the widest source).
+        layout: ``"mixture"`` (one label-conditioned model, the authors' code) or ``"ensemble"``.
+        steps: gradient steps (paper: 200K); batch_size / seq_len: per source.
+        kl_balance, free_nats (nats), kl_scale: balanced KL of Eq. 2; lr, adam_eps, grad_clip: Adam.
+        log_every: gradient steps between metric rows; checkpoint_every: between checkpoints
+            (0: only at the end; open-loop strips are written with each checkpoint).
+        preview_sequences / preview_length / preview_context: open-loop strips per source (0: none),
+            frames per strip, posterior (context) frames before the open-loop prior.
+        seed, device, torch_threads, out_dir, resume, progress: as :class:`TrainConfig`.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    data: str = MISSING
+    sources: Optional[list[str]] = None
+    action_dim: Optional[int] = None
+    layout: str = "mixture"
+    steps: int = 200_000
+    batch_size: int = 16
+    seq_len: int = 50
+    kl_balance: float = 0.8
+    free_nats: float = 1.0
+    kl_scale: float = 1.0
+    lr: float = 3e-4
+    adam_eps: float = 1e-5
+    grad_clip: float = 100.0
+    log_every: int = 50
+    checkpoint_every: int = 5_000
+    preview_sequences: int = 4
+    preview_length: int = 30
+    preview_context: int = 5
+    seed: int = 0
+    device: str = "auto"
+    torch_threads: Optional[int] = None
+    out_dir: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
 def register_configs() -> None:
     """Register the schemas and one ``env`` option per known task in Hydra's ``ConfigStore``.
 
@@ -226,6 +281,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="collect_schema", node=CollectConfig)
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="pretrain_schema", node=PretrainConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
     cs.store(group="agent", name="vid2act_schema", node=Vid2ActConfig)

@@ -54,11 +54,18 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
         raise ValueError(f"agent={name} needs a pretrained teacher: pass teacher=<path to the pretrain checkpoint>")
     from vid2act.components.transfer.teacher_bank import TeacherBank
 
-    teachers = TeacherBank.from_checkpoint(cfg.teacher, map_location=device)
-    if teachers.image_size != image_size:
+    teacher_input = agent_cfg.pop("teacher_input", "own_posterior")
+    student_dims = None
+    if teacher_input == "student_state":
+        student_dims = (wm_config.belief_dim, wm_config.state_dim)
+    teachers = TeacherBank.from_checkpoint(
+        cfg.teacher, teacher_input=teacher_input, student_dims=student_dims, map_location=device
+    )
+    seen = teachers.metadata.get("image_size", image_size)
+    if seen != image_size:
         raise ValueError(
-            f"the teachers saw {teachers.image_size}x{teachers.image_size} frames, the target env renders "
-            f"{image_size}x{image_size}; set env.image_size={teachers.image_size}"
+            f"the teachers in {cfg.teacher} saw {seen}x{seen} frames, the target env renders "
+            f"{image_size}x{image_size}; set env.image_size={seen}"
         )
     if name == "finetune":
         from vid2act.agents.finetune import init_from_teacher
@@ -73,9 +80,11 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     extras = {k: v for k, v in agent_cfg.items() if k not in dreamer_keys}
     source_data = None
     if extras.get("guidance", True):
-        root = cfg.source_data or teachers.data_root
+        root = cfg.source_data or teachers.metadata.get("data_root")
+        if not root:
+            raise ValueError(f"{cfg.teacher} records no source data folder; pass source_data=<root of the source datasets>")
         source_data = MultiTaskOfflineData.from_root(
-            root, names=list(teachers.source_names), action_dim=teachers.action_dim
+            root, names=list(teachers.source_tasks), action_dim=teachers.action_dim, device=device
         )
     return Vid2ActAgent(
         wm_config, action_dim, teachers=teachers, source_data=source_data, device=device, **dreamer_kwargs, **extras

@@ -49,6 +49,12 @@ class TrainableAgent(Protocol):
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         """One gradient step of every part on a replay batch ``[B, T]``; returns scalar metrics."""
 
+    def acting_metrics(self, batch: TensorDictBase) -> dict[str, float]:
+        """Scalars of a collected batch (logged as ``acting/<name>``)."""
+
+    def save_plots(self, csv_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[pathlib.Path]:
+        """Agent-specific plots from the CSV metrics."""
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -175,6 +181,7 @@ def train_loop(
         result = evaluate_policy(eval_env, agent.policy(explore=False), episodes=cfg.eval_episodes, video_path=video)
         logger.log({f"eval/{k}": v for k, v in result.items()}, steps * cfg.action_repeat)
         plot_learning_curve(logger.csv_dir, out_dir / "learning_curve.png")
+        agent.save_plots(logger.csv_dir, out_dir)
         return result
 
     bar = tqdm(total=cfg.env_steps * cfg.action_repeat, initial=steps * cfg.action_repeat, unit="frame",
@@ -186,6 +193,10 @@ def train_loop(
         for batch in collector if remaining > 0 else []:
             n = batch.numel()
             steps += n
+            # prefill batches come from the collector's random policy: the agent's keys there are fillers
+            acting = agent.acting_metrics(batch) if steps - n >= cfg.prefill else {}
+            if acting:
+                logger.log({f"acting/{k}": v for k, v in acting.items()}, steps * cfg.action_repeat)
             for episode in writer.extend(batch):
                 last_return = episode["return"]
                 logger.log({f"train/episode_{k}": v for k, v in episode.items()}, steps * cfg.action_repeat)

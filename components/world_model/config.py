@@ -59,6 +59,16 @@ class WorldModelConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"WorldModelConfig.{name} must be >= 1, got {getattr(self, name)}.")
 
+    @property
+    def state_dim(self) -> int:
+        """Size of the stochastic state: ``num_categoricals * num_classes`` (categorical) or ``stoch_dim``."""
+        return self.num_categoricals * self.num_classes if self.latent == "categorical" else self.stoch_dim
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of the model state ``cat[belief, state]``."""
+        return self.belief_dim + self.state_dim
+
     @classmethod
     def from_preset(cls, preset: str, **overrides) -> WorldModelConfig:
         """The named preset (see :data:`PRESETS`), with fields replaced by ``overrides``.

@@ -1,0 +1,55 @@
+"""End to end on real Meta-World expert data: collect 2 sources, pretrain tiny teachers, transfer with Vid2Act."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vid2act.components.transfer.teacher_bank import TeacherBank
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+SOURCES = ("door-close", "button-press")
+
+
+def _run(module, *overrides, cwd):
+    proc = subprocess.run([sys.executable, "-m", module, *overrides], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
+    data = tmp_path / "data"
+    for task in SOURCES:
+        _run("vid2act.agents.collect", f"env=metaworld/{task}", "policy=expert", "episodes=1",
+             "env.max_episode_steps=30", f"out={data / task}", cwd=tmp_path)
+    pre = tmp_path / "pretrain"
+    stdout = _run("vid2act.agents.pretrain", f"data={data}", "model=tiny", "steps=3", "batch_size=2", "seq_len=8",
+                  "log_every=1", "preview_sequences=1", "preview_length=8", "preview_context=2", "logger=csv",
+                  "progress=false", "torch_threads=1", f"out_dir={pre}", cwd=tmp_path)
+    assert "pretrained 2 mixture teachers" in stdout
+    bank = TeacherBank.from_checkpoint(pre / "teachers.pt")
+    assert bank.source_tasks == SOURCES[::-1] or bank.source_tasks == tuple(sorted(SOURCES))
+    assert bank.action_dim == 4 and bank.metadata["image_size"] == 64
+    assert {p.name for p in (pre / "open_loop").iterdir()} == {f"{t}_step0000003.png" for t in SOURCES}
+
+    run = tmp_path / "transfer"
+    stdout = _run("vid2act.agents.train", "agent=vid2act", f"teacher={pre / 'teachers.pt'}",
+                  "env=metaworld/drawer-close", "model=tiny", "logger=csv", "env.max_episode_steps=40", "prefill=50",
+                  "frames_per_batch=25", "train_ratio=0.1", "batch_size=2", "seq_len=8", "agent.replay_batch=2",
+                  "agent.replay_seq_len=6", "eval_episodes=1", "eval_every=0", "checkpoint_every=0",
+                  "progress=false", "torch_threads=1", "env_steps=100", f"out_dir={run}", cwd=tmp_path)
+    assert "trained vid2act on metaworld/drawer-close" in stdout and "updates 5" in stdout
+    scalars = run / "metrics" / "scalars"
+    weights = [np.loadtxt(scalars / "train" / "similarity_weight" / f"{t}.csv", delimiter=",", ndmin=2)[:, 1]
+               for t in SOURCES]
+    np.testing.assert_allclose(weights[0] + weights[1], 1.0, atol=1e-5)
+    counts = sum(np.loadtxt(scalars / "acting" / "selected_task_count" / f"{t}.csv", delimiter=",", ndmin=2)[:, 1].sum()
+                 for t in SOURCES)
+    assert counts == 50  # every env step after the prefill acted with one selected source
+    assert (run / "similarity_weights.png").exists() and (scalars / "eval" / "success.csv").exists()
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["meta"]["agent"] == "vid2act"

@@ -1,0 +1,55 @@
+"""The benchmark scripts run end to end and report what they promise (behaviour, never speed)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+PER_AGENT_KEYS = {
+    "updates_per_s", "seconds_per_update", "flops_per_update", "flop_per_s", "peak_memory_mib", "params",
+    "params_trainable",
+}
+
+
+def test_update_throughput_reports_dreamer_and_vid2act(tmp_path):
+    out = tmp_path / "update.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "update_throughput.py"), "--presets", "tiny", "--shapes", "2x8",
+         "--repeats", "1", "--warmup", "0", "--vid2act", "2", "--device", "cpu", "--threads", "1",
+         "--out", str(out)],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert json.loads(out.read_text()) == report
+    assert report["device"] == "cpu" and report["torch_threads"] == 1 and report["memory_method"]
+    row = report["results"]["tiny"]["2x8"]
+    assert set(row) == {"dreamerv2", "vid2act_2"}
+    for name, figures in row.items():
+        assert PER_AGENT_KEYS <= set(figures), name
+        for key in PER_AGENT_KEYS - {"peak_memory_mib"}:
+            assert figures[key] > 0, (name, key)
+        assert figures["peak_memory_mib"] >= 0
+        assert figures["seconds_per_update"] == pytest.approx(1 / figures["updates_per_s"], rel=1e-2)
+    dreamer, vid2act = row["dreamerv2"], row["vid2act_2"]
+    assert vid2act["num_teachers"] == 2 and vid2act["teacher_params"] > 0
+    assert vid2act["params"] == dreamer["params"]  # same student world model
+    assert vid2act["params_trainable"] > dreamer["params_trainable"]  # + f_distill, f_weight, the CVAE
+    # distillation and action replay add work to the same target batch
+    assert vid2act["flops_per_update"] > dreamer["flops_per_update"]
+    expected = vid2act["seconds_per_update"] / dreamer["seconds_per_update"]
+    assert vid2act["ratio_vs_dreamerv2"] == pytest.approx(expected, rel=1e-2)
+
+
+def test_update_throughput_rejects_bad_shape(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "update_throughput.py"), "--shapes", "16by50"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "BxT" in proc.stderr
