@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 quickstart: install
-	$(BIN)/python -m vid2act.agents.collect env=metaworld/door-close policy=expert episodes=2 out=data/metaworld/door-close
+	$(BIN)/python -m vid2act.agents.quickstart
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-__all__ = ["read_scalar", "plot_learning_curve", "plot_similarity_weights"]
+__all__ = ["read_scalar", "plot_learning_curve", "plot_similarity_weights", "plot_agent_comparison"]
 
 
 def read_scalar(csv_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +101,51 @@ def plot_similarity_weights(
     axes[2].set_xticks(range(len(source_tasks)), source_tasks, rotation=20, fontsize=8)
     axes[2].set_title("selected source k while acting (env steps)")
     axes[2].grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_png = pathlib.Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def plot_agent_comparison(
+    csv_dirs: dict[str, str | os.PathLike],
+    out_png: str | os.PathLike,
+    *,
+    metrics: tuple[str, ...] = ("eval/return", "eval/success", "train/episode_return"),
+    title: str | None = None,
+) -> pathlib.Path | None:
+    """Learning curves of several runs on one figure: one panel per metric, one line per run.
+
+    Args:
+        csv_dirs: run name -> its CSV scalar folder.
+        out_png: where to write the figure.
+        metrics: scalars to plot against env frames (panels without data are left out).
+
+    Returns:
+        The PNG path, or ``None`` when no run logged any of the metrics.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(m, {name: read_scalar(d, m) for name, d in csv_dirs.items()}) for m in metrics]
+    panels = [(m, runs) for m, runs in panels if any(len(x) for x, _ in runs.values())]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
+    for ax, (metric, runs) in zip(axes[0], panels):
+        for name, (x, y) in runs.items():
+            if len(x):
+                ax.plot(x, y, marker="o" if len(x) < 30 else None, lw=1.5, label=name)
+        ax.set_xlabel("env frames")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

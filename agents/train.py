@@ -91,8 +91,12 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     )
 
 
-def run_training(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, float]:
+def run_training(
+    cfg: DictConfig, out_dir: pathlib.Path, *, progress_desc: str = "train", progress_position: int | None = None
+) -> dict[str, float]:
     """Build env, agent, buffer and logger from ``cfg`` and run :func:`~vid2act.agents.trainer.train_loop`.
+
+    ``progress_desc`` / ``progress_position`` label and place the progress bar (runs side by side).
 
     Raises:
         ValueError: the env's action spec does not match a resumed checkpoint, or bad config values.
@@ -131,7 +135,7 @@ def run_training(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, float]:
                                device="cpu", **env_kwargs),
         make_eval_env=partial(make_env, cfg.env.name, seed=cfg.seed + 10_000, device="cpu", **env_kwargs),
         buffer=buffer, writer=EpisodeWriter(buffer), cfg=loop_cfg, logger=logger, out_dir=out_dir, meta=meta,
-        resume=cfg.resume, progress=cfg.progress,
+        resume=cfg.resume, progress=cfg.progress, progress_desc=progress_desc, progress_position=progress_position,
     )
 
 

@@ -111,6 +111,8 @@ def train_loop(
     meta: dict[str, Any],
     resume: bool = False,
     progress: bool = True,
+    progress_desc: str = "train",
+    progress_position: int | None = None,
 ) -> dict[str, float]:
     """Train ``agent`` online until ``cfg.env_steps``; returns the last evaluation's metrics.
 
@@ -126,6 +128,7 @@ def train_loop(
             and action dim.
         resume: continue from ``out_dir/checkpoint.pt`` (and its replay buffer) if present.
         progress: show the tqdm bar (env frames, frames/s, updates/s, latest return).
+        progress_desc / progress_position: the bar's label and terminal line (several runs side by side).
 
     Raises:
         FloatingPointError: a loss became NaN/Inf; the last good checkpoint on disk is kept as it was.
@@ -185,7 +188,7 @@ def train_loop(
         return result
 
     bar = tqdm(total=cfg.env_steps * cfg.action_repeat, initial=steps * cfg.action_repeat, unit="frame",
-               desc="train", disable=not progress)
+               desc=progress_desc, position=progress_position, disable=not progress)
     credit, last_eval, last_ckpt = 0.0, steps, steps
     t0, steps0, updates0, last_return = time.perf_counter(), steps, updates, float("nan")
     result: dict[str, float] = {}
