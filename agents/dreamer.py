@@ -139,6 +139,10 @@ class DreamerAgent(nn.Module):
         """Modules run on the latent before the actor when acting (Vid2Act: weights + guidance)."""
         return []
 
+    def row_transform(self):
+        """``rows -> rows`` applied to every episode before it enters the replay buffer (``None``: none)."""
+        return None
+
     def acting_export_keys(self) -> tuple[str, ...]:
         """Keys the pre-actor modules write that the collected batches keep (Vid2Act: ``task_index``)."""
         return ()

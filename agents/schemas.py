@@ -141,6 +141,8 @@ class Vid2ActConfig(AgentConfig):
         replay_seq_len: rows per source sequence.
         beta_kl: KL weight of the action replay loss (Eq. 7).
         vae_lr: Adam learning rate of the action replay model.
+        cache_teacher_embed: store the frozen teachers' embeddings with every replay row
+            (``float16``/``float32``) or re-encode sampled frames each update (``none``).
     """
 
     name: str = "vid2act"
@@ -156,6 +158,7 @@ class Vid2ActConfig(AgentConfig):
     replay_seq_len: int = 16
     beta_kl: float = 0.5
     vae_lr: float = 3e-4
+    cache_teacher_embed: str = "float16"
 
 
 @dataclass

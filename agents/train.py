@@ -134,7 +134,7 @@ def run_training(
         make_train_env=partial(make_env, cfg.env.name, seed=cfg.seed, num_workers=cfg.env.num_workers,
                                device="cpu", **env_kwargs),
         make_eval_env=partial(make_env, cfg.env.name, seed=cfg.seed + 10_000, device="cpu", **env_kwargs),
-        buffer=buffer, writer=EpisodeWriter(buffer), cfg=loop_cfg, logger=logger, out_dir=out_dir, meta=meta,
+        buffer=buffer, writer=EpisodeWriter(buffer, row_transform=agent.row_transform()), cfg=loop_cfg, logger=logger, out_dir=out_dir, meta=meta,
         resume=cfg.resume, progress=cfg.progress, progress_desc=progress_desc, progress_position=progress_position,
     )
 

@@ -36,6 +36,8 @@ from vid2act.components.world_model import WorldModelConfig
 
 __all__ = ["Vid2ActAgent"]
 
+_CACHE_DTYPES = {"none": None, "float16": torch.float16, "float32": torch.float32}
+
 
 class Vid2ActAgent(DreamerAgent):
     """The Vid2Act student: a :class:`DreamerAgent` distilling ``N`` frozen teachers and guided by action replay.
@@ -57,6 +59,11 @@ class Vid2ActAgent(DreamerAgent):
         replay_seq_len: rows per source sequence.
         beta_kl: KL weight of Eq. 7.
         vae_lr: Adam learning rate of the action replay model.
+        cache_teacher_embed: keep the frozen teachers' image embeddings of every replay row (``"float16"``
+            or ``"float32"``; ``"none"``: re-encode each sampled frame with all ``N`` teachers). The
+            teachers never change, so a row is encoded once when written instead of at every sample
+            (each row is sampled ``train_ratio * B * T`` times on average). Costs ``N * E`` numbers per
+            row (tiny, N=3: 1.5 KiB in float16; paper, N=6: 18 KiB, next to 12 KiB of pixels).
         **dreamer_kwargs: forwarded to :class:`DreamerAgent`.
 
     Raises:
@@ -82,6 +89,7 @@ class Vid2ActAgent(DreamerAgent):
         replay_seq_len: int = 16,
         beta_kl: float = 0.5,
         vae_lr: float = 3e-4,
+        cache_teacher_embed: str = "float16",
         **dreamer_kwargs: Any,
     ) -> None:
         if teachers.action_dim != action_dim:
@@ -91,6 +99,8 @@ class Vid2ActAgent(DreamerAgent):
             )
         if guidance and source_data is None:
             raise ValueError("guidance=True needs the source datasets (source_data) to train the action replay model")
+        if cache_teacher_embed not in _CACHE_DTYPES:
+            raise ValueError(f"cache_teacher_embed must be one of {sorted(_CACHE_DTYPES)}, got {cache_teacher_embed!r}")
         if source_data is not None and source_data.num_tasks != teachers.num_teachers:
             raise ValueError(
                 f"{source_data.num_tasks} source datasets for {teachers.num_teachers} teachers; "
@@ -123,6 +133,34 @@ class Vid2ActAgent(DreamerAgent):
         self._build_dreamer(wm_config, action_dim, **defaults)
         self.optimizers["replay"] = torch.optim.Adam(self.action_vae.parameters(), lr=vae_lr, eps=1e-5)
         self.teachers.to(self.device)
+        self._cache_dtype = _CACHE_DTYPES[cache_teacher_embed]
+        if (self._cache_dtype is not None and teachers.teacher_input == "own_posterior"
+                and hasattr(source_data, "rows")):
+            self._cache_source_embeddings()
+
+    # ------------------------------------------------------------------ frozen-teacher caches
+    @torch.no_grad()
+    def _teacher_embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[T, 3, 64, 64] -> [T, N, E]`` embeddings of every teacher, in chunks of 256 frames."""
+        chunks = [self.teachers.encode(p.to(self.device)).movedim(0, -2) for p in pixels.split(256)]
+        return torch.cat(chunks).to(self._cache_dtype)
+
+    def _cache_source_embeddings(self) -> None:
+        """Teacher ``i``'s embedding of every frame of source ``i`` (``"teacher_embed"`` ``[E]`` per row)."""
+        for i in range(self.teachers.num_teachers):
+            rows = self.source_data.rows(i)
+            rows.set("teacher_embed", self._teacher_embed(rows["pixels"])[:, i].to(rows.device))
+
+    def row_transform(self):
+        """Adds ``"teacher_embed"`` ``[T + 1, N, E]`` to each episode written to the replay buffer."""
+        if self._cache_dtype is None or self.teachers.teacher_input != "own_posterior":
+            return None
+
+        def add_teacher_embed(rows: TensorDictBase) -> TensorDictBase:
+            rows.set("teacher_embed", self._teacher_embed(rows["pixels"]).to(rows.device))
+            return rows
+
+        return add_teacher_embed
 
     # ------------------------------------------------------------------ DreamerAgent hooks
     def actor_for_imagination(self) -> TensorDictModuleBase:
@@ -146,6 +184,9 @@ class Vid2ActAgent(DreamerAgent):
                 None, batch["prev_action"], batch["is_first"],
                 student_belief=batch["belief"].detach(), student_state=batch["state"].detach(),
             )
+        elif "teacher_embed" in batch.keys():  # cached when the rows were written: [B, T, N, E]
+            embed = batch["teacher_embed"].movedim(-2, 0).float()
+            teacher = self.teachers.teacher_features(None, batch["prev_action"], batch["is_first"], embed=embed)
         else:
             teacher = self.teachers.teacher_features(batch["pixels"], batch["prev_action"], batch["is_first"])
         batch.set("teacher_feature", teacher.movedim(0, -2))  # [B, T, N, F_t]
@@ -203,7 +244,12 @@ class Vid2ActAgent(DreamerAgent):
         """Eq. 7 on a balanced source batch: state = f_distill(teacher_k's posterior), action = a_t."""
         src = self.source_data.sample(self.replay_batch, self.replay_seq_len).to(self.device)  # [N, B, T]
         with torch.no_grad():
-            source_feature = self.teachers.source_features(src["pixels"], src["prev_action"], src["is_first"])
+            if "teacher_embed" in src.keys():  # teacher i's cached embeddings of source i: [N, B, T, E]
+                source_feature = self.teachers.source_features(
+                    None, src["prev_action"], src["is_first"], embed=src["teacher_embed"].float()
+                )
+            else:
+                source_feature = self.teachers.source_features(src["pixels"], src["prev_action"], src["is_first"])
             state = self.distill_head(source_feature)  # [N, B, T, F_s]
         # the action taken from the state at row t is the prev_action of row t + 1
         replay = src[:, :, 1:].clone(False)

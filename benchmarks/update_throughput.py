@@ -322,10 +322,18 @@ def benchmark(preset: str, shape: tuple[int, int], args, device: torch.device, m
         source = SyntheticSourceData(n, args.action_dim, device, seed=args.seed)
         kwargs = {k: v for k, v in (("replay_batch", args.replay_batch), ("replay_seq_len", args.replay_seq_len))
                   if v is not None}
-        agent = Vid2ActAgent(config, args.action_dim, teachers=teachers, source_data=source, device=device, **kwargs)
-        result = measure(agent, batch, repeats=args.repeats, warmup=args.warmup, memory=memory)
+        agent = Vid2ActAgent(config, args.action_dim, teachers=teachers, source_data=source, device=device,
+                             cache_teacher_embed=args.cache_teacher_embed, **kwargs)
+        vid2act_batch = batch
+        if agent.row_transform() is not None:  # as in training: embeddings cached when rows are written
+            vid2act_batch = agent.row_transform()(batch.clone())
+            src = source.sample(agent.replay_batch, agent.replay_seq_len)
+            paired = teachers.encode(src["pixels"], paired=True)  # teacher i on source i
+            source._cache[(agent.replay_batch, agent.replay_seq_len)].set("teacher_embed", paired.to(agent._cache_dtype))
+        result = measure(agent, vid2act_batch, repeats=args.repeats, warmup=args.warmup, memory=memory)
         result.update(
             num_teachers=n,
+            cache_teacher_embed=args.cache_teacher_embed,
             replay_batch=agent.replay_batch,
             replay_seq_len=agent.replay_seq_len,
             teacher_params=_count_params(agent.teachers.parameters()),
@@ -341,6 +349,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "paper"], choices=sorted(PRESETS))
     parser.add_argument("--shapes", nargs="+", type=_parse_shape, default=[(16, 50), (50, 50)],
                         metavar="BxT", help="replay batch shapes B x T (sequences x rows)")
+    parser.add_argument("--cache-teacher-embed", default="float16", choices=["float16", "float32", "none"],
+                        help="Vid2Act: teacher embeddings cached with the replay rows (as in training) or re-encoded")
     parser.add_argument("--repeats", type=int, default=10, help="timed updates (the median is reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates before timing")
     parser.add_argument("--vid2act", nargs="*", type=int, default=[], metavar="N",

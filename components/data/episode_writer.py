@@ -57,10 +57,13 @@ class EpisodeWriter:
     Args:
         buffer: a replay buffer of Dreamer rows (e.g. :func:`make_online_buffer`).
         next_episode_id: id given to the next finished episode (restore it when resuming).
+        row_transform: optional ``rows [T + 1] -> rows`` applied to each finished episode before it is
+            written, e.g. to add per-row caches (Vid2Act's frozen-teacher embeddings).
     """
 
-    def __init__(self, buffer, *, next_episode_id: int = 0) -> None:
+    def __init__(self, buffer, *, next_episode_id: int = 0, row_transform=None) -> None:
         self.buffer = buffer
+        self.row_transform = row_transform
         self.next_episode_id = next_episode_id
         self.rows_written = len(buffer)
         self._pending: dict[int, list[TensorDictBase]] = {}
@@ -97,6 +100,8 @@ class EpisodeWriter:
         rows = rollout_to_rows(episode)
         rows.set("episode", torch.full(rows.shape, self.next_episode_id, dtype=torch.int64, device=rows.device))
         self.next_episode_id += 1
+        if self.row_transform is not None:
+            rows = self.row_transform(rows)
         self.buffer.extend(rows)
         self.rows_written += rows.shape[0]
         stats = {"return": float(rows["reward"].sum()), "length": float(rows.shape[0] - 1)}

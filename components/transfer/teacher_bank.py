@@ -232,6 +232,13 @@ class TeacherBank(TensorDictModuleBase):
             warnings.filterwarnings("ignore", message=_VMAP_FALLBACK)
             return torch.vmap(call, in_dims, randomness="different")(self.params, *shared, *paired)
 
+    def _encode_shared(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[*S, 3, 64, 64] -> [N, *S, E]``; the mixture runs the first convolution once for all labels."""
+        if self.layout == "mixture":
+            eye = torch.eye(self.num_teachers, device=self._device())
+            return self.model.encoder.forward_shared(pixels, eye)
+        return self._run(_encode, shared=(pixels,))
+
     # ------------------------------------------------------------------ input checks
     def _actions(self, action: torch.Tensor, name: str, where: str) -> torch.Tensor:
         if not isinstance(action, torch.Tensor) or not action.is_floating_point():
@@ -309,7 +316,7 @@ class TeacherBank(TensorDictModuleBase):
                     f"got shape {tuple(pixels.shape)}."
                 )
             return self._run(_encode, paired=(pixels,))
-        return self._run(_encode, shared=(pixels,))
+        return self._encode_shared(pixels)
 
     @torch.no_grad()
     def teacher_features(
@@ -374,7 +381,7 @@ class TeacherBank(TensorDictModuleBase):
         prev_action = self._actions(prev_action, "prev_action", where)
         is_first = self._flags(is_first, batch, where)
         if embed is None:
-            embed = self._run(_encode, shared=(pixels,))
+            embed = self._encode_shared(pixels)
         else:
             embed = self._check_embed(embed, batch, where)
         sample = self.sample
@@ -473,7 +480,7 @@ class TeacherBank(TensorDictModuleBase):
         self._check_batch(prev_action, batch, "prev_action", where)
         prev_action = self._actions(prev_action, "prev_action", where)
         is_first = self._flags(is_first, batch, where)
-        embed = self._run(_encode, shared=(pixels,)) if embed is None else self._check_embed(embed, batch, where)
+        embed = self._encode_shared(pixels) if embed is None else self._check_embed(embed, batch, where)
         n = self.num_teachers
         carried = []
         for name, value, dim in (("belief", belief, self.belief_dim), ("state", state, self.state_dim)):

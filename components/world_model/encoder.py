@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 __all__ = ["ConvEncoder", "preprocess_pixels", "IMAGE_SHAPE"]
 
@@ -109,8 +110,44 @@ class ConvEncoder(nn.Module):
                     f"label must have shape {(*batch, self.label_dim)} to match pixels "
                     f"{tuple(pixels.shape)}, got {tuple(label.shape)}."
                 )
-            planes = label.to(x.dtype).reshape(-1, self.label_dim, 1, 1).expand(-1, -1, *IMAGE_SHAPE[1:])
-            x = torch.cat([x, planes], dim=-3)
-        elif label is not None:
+            h = self._first_conv(x) + self._label_bias(label.reshape(-1, self.label_dim))[..., None, None]
+            return self.net[1:](h).reshape(*batch, self.embed_dim)
+        if label is not None:
             raise ValueError("ConvEncoder was built with label_dim=0 but received a task label.")
         return self.net(x).reshape(*batch, self.embed_dim)
+
+    def forward_shared(self, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Encode the same frames under ``K`` labels: ``forward(pixels, labels[k])`` for every ``k`` at once.
+
+        The frames pass the first convolution once (not ``K`` times): the label planes are constant over
+        the image and the convolution has no padding, so their contribution is a per-label bias.
+
+        Args:
+            pixels: frames ``[*S, 3, 64, 64]`` shared by all labels.
+            labels: ``[K, L]`` one-hot labels.
+
+        Returns:
+            Embeddings ``[K, *S, embed_dim]``.
+
+        Raises:
+            ValueError: the encoder takes no label, or ``labels`` is not ``[K, label_dim]``.
+        """
+        if not self.label_dim or labels.ndim != 2 or labels.shape[-1] != self.label_dim:
+            raise ValueError(
+                f"forward_shared needs labels [K, {self.label_dim}] and an encoder with label_dim > 0, "
+                f"got labels {tuple(labels.shape)} for label_dim={self.label_dim}."
+            )
+        x = preprocess_pixels(pixels)
+        batch = x.shape[:-3]
+        h = self._first_conv(x.reshape(-1, *IMAGE_SHAPE))  # [M, C, H', W']
+        h = h.unsqueeze(0) + self._label_bias(labels.to(h.dtype))[:, None, :, None, None]  # [K, M, C, H', W']
+        out = self.net[1:](h.flatten(0, 1))
+        return out.reshape(labels.shape[0], *batch, self.embed_dim)
+
+    def _first_conv(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.net[0]
+        return F.conv2d(x, conv.weight[:, : IMAGE_SHAPE[0]], conv.bias, stride=conv.stride)
+
+    def _label_bias(self, label: torch.Tensor) -> torch.Tensor:
+        """``[M, L] -> [M, C]``: the first convolution's response to constant label planes (no padding)."""
+        return label.to(self.net[0].weight.dtype) @ self.net[0].weight[:, IMAGE_SHAPE[0]:].sum((-1, -2)).T

@@ -125,3 +125,30 @@ def test_bad_teacher_setups_fail_before_training(teacher, overrides, action_dim,
     cfg = _cfg("vid2act", *(o.format(teacher=teacher) for o in overrides))
     with pytest.raises(error, match=match):
         build_agent(cfg, action_dim, image_size, torch.device("cpu"))
+
+
+def test_teacher_embedding_cache_equals_encoding_and_feeds_the_update(teacher):
+    cfg = _cfg("vid2act", f"teacher={teacher}", "agent.cache_teacher_embed=float32", "agent.replay_batch=2",
+               "agent.replay_seq_len=5")
+    learner = build_agent(cfg, A, 64, torch.device("cpu"))
+    rows = _rows(7)
+    cached = learner.row_transform()(rows.clone())["teacher_embed"]  # [T, N, E]
+    expected = learner.teachers.encode(rows["pixels"]).movedim(0, -2)
+    assert cached.shape == (7, N, learner.teachers.embed_dim) and torch.allclose(cached, expected, atol=1e-6)
+    source_rows = learner.source_data.rows(1)  # teacher 1's embedding of source 1's frames
+    assert torch.allclose(source_rows["teacher_embed"], learner.teachers.encode(source_rows["pixels"])[1], atol=1e-6)
+    # the update reads the cache: the distillation loss is the same as when the frames are encoded again
+    batch = _batch()
+    with_cache = learner.row_transform()(batch.clone())
+    learner.teachers.sample = False
+    torch.manual_seed(0)
+    a = learner.extra_model_losses(learner.world_model(with_cache))["loss_distill"]
+    torch.manual_seed(0)
+    b = learner.extra_model_losses(learner.world_model(batch.clone()))["loss_distill"]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_no_teacher_embedding_cache_when_disabled(teacher):
+    learner = build_agent(_cfg("vid2act", f"teacher={teacher}", "agent.cache_teacher_embed=none"), A, 64,
+                          torch.device("cpu"))
+    assert learner.row_transform() is None and "teacher_embed" not in learner.source_data.rows(0).keys()
