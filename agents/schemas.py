@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 __all__ = [
-    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "PretrainConfig", "QuickstartConfig",
+    "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "PretrainConfig", "QuickstartConfig", "ReportConfig",
     "register_configs",
 ]
 
@@ -319,6 +319,19 @@ class QuickstartConfig:
     out_dir: str = "outputs/quickstart"
 
 
+@dataclass
+class ReportConfig:
+    """``python -m vid2act.agents.report``: aggregate finished runs over seeds.
+
+    Attributes:
+        runs: folder of finished ``train`` runs (e.g. a multirun sweep dir); required.
+        metric: scalar to aggregate (``eval/return``, ``eval/success``, ...).
+    """
+
+    runs: str = MISSING
+    metric: str = "eval/return"
+
+
 def register_configs() -> None:
     """Register the schemas and one ``env`` option per known task in Hydra's ``ConfigStore``.
 
@@ -332,6 +345,7 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="pretrain_schema", node=PretrainConfig)
     cs.store(name="quickstart_schema", node=QuickstartConfig)
+    cs.store(name="report_schema", node=ReportConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
     cs.store(group="agent", name="vid2act_schema", node=Vid2ActConfig)

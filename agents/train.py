@@ -18,13 +18,28 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_agent", "run_training"]
+__all__ = ["agent_variant", "build_agent", "run_training"]
 
 
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def agent_variant(agent_cfg) -> str:
+    """The variant an agent config describes: ``dreamerv2``, ``finetune``, ``vid2act`` or an ablation
+    (``uniform_weights``, ``no_guidance``, ``no_distill`` for Vid2Act with ``alpha=0``)."""
+    name = str(agent_cfg.name)
+    if name != "vid2act":
+        return name
+    if float(agent_cfg.get("alpha", 1.0)) == 0:
+        return "no_distill"
+    if agent_cfg.get("weights", "learned") == "uniform":
+        return "uniform_weights"
+    if not agent_cfg.get("guidance", True):
+        return "no_guidance"
+    return name
 
 
 def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch.device):
@@ -121,7 +136,8 @@ def run_training(
     agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
     buffer = make_online_buffer(cfg.buffer_capacity, cfg.batch_size, cfg.seq_len)
     meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
-            "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name}
+            "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
+            "variant": agent_variant(cfg.agent), "seed": cfg.seed}
     logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
                           project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
     loop_cfg = LoopConfig(

@@ -42,3 +42,23 @@ def test_unknown_env_lists_close_names():
     with pytest.raises(SystemExit, match="dmc/walker-walk"):
         check_env_overrides(["env=dmc/walker-wlak"])
     check_env_overrides(["env=metaworld/door-close", "episodes=2"])  # valid: no error
+
+
+@pytest.mark.parametrize("experiment", ["metaworld_paper", "dmc_paper"])
+def test_paper_experiments_compose_with_their_sweeps(experiment):
+    with initialize_config_module(config_module="vid2act.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+        teacher = compose(config_name="pretrain", overrides=[f"experiment={experiment}_teacher"])
+    assert cfg.model.preset == "paper" and cfg.batch_size == 50 and cfg.seq_len == 50 and cfg.train_ratio == 0.2
+    sweep = cfg.hydra.sweeper.params
+    assert set(sweep.agent.split(",")) == {"vid2act", "dreamerv2", "finetune", "uniform_weights", "no_guidance"}
+    assert sweep.seed == "0,1,2" and len(sweep.env.split(",")) == (6 if experiment == "metaworld_paper" else 2)
+    assert teacher.model.preset == "paper" and teacher.steps == 200_000 and cfg.teacher.startswith(teacher.out_dir)
+    for env in sweep.env.split(","):  # every target exists
+        _compose("train", [f"env={env}"])
+
+
+@pytest.mark.parametrize("name, overrides", [("quickstart", []), ("report", ["runs=x"])])
+def test_quickstart_and_report_configs_compose(name, overrides):
+    cfg = _compose(name, overrides)
+    assert cfg is not None
