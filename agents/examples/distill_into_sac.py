@@ -16,6 +16,7 @@ shared encoder is trained by the actor and distillation terms (not by the Q loss
 Run (``teachers.pt`` from ``python -m vid2act.agents.pretrain``; without it an untrained bank is used)::
 
     python -m vid2act.agents.examples.distill_into_sac --env dmc/cartpole-balance --updates 100
+    python -m vid2act.agents.examples.distill_into_sac --teacher outputs/pretrain/teachers.pt
 """
 from __future__ import annotations
 
@@ -35,25 +36,6 @@ from vid2act.components.transfer.teacher_bank import TeacherBank
 from vid2act.components.world_model import WorldModelConfig
 from vid2act.envs import make_env
 
-p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-p.add_argument("--env", default="dmc/cartpole-balance")
-p.add_argument("--updates", type=int, default=100)
-p.add_argument("--env-steps", type=int, default=200, help="random-policy env steps collected before the updates")
-p.add_argument("--teacher", default=None, help="teachers.pt of vid2act.agents.pretrain (default: untrained bank)")
-p.add_argument("--batch-size", type=int, default=8)
-p.add_argument("--seq-len", type=int, default=8)
-args = p.parse_args()
-torch.manual_seed(0)
-env = make_env(args.env, seed=0, max_episode_steps=50)
-A, E = env.action_spec.shape[-1], 50
-
-if args.teacher:
-    teachers = TeacherBank.from_checkpoint(args.teacher)
-else:
-    print("WARNING: no --teacher given, using an UNTRAINED 2-teacher bank (shows the wiring, not the transfer)")
-    untrained = WorldModelConfig.from_preset("tiny").build(action_dim=A, label_dim=2, reward_head=False)
-    teachers = TeacherBank(untrained, source_tasks=["untrained_0", "untrained_1"])
-
 
 class PixelEncoder(nn.Module):
     """uint8 frames ``[*B, 3, 64, 64]`` -> ``[*B, E]`` (any leading batch dims)."""
@@ -69,59 +51,86 @@ class PixelEncoder(nn.Module):
         return self.net(x.reshape(-1, *x.shape[-3:])).reshape(*x.shape[:-3], -1)
 
 
-# --- SAC: shared encoder -> tanh-normal actor and twin Q(s, a) -----------------------------------
-encoder = TensorDictModule(PixelEncoder(E), in_keys=["pixels"], out_keys=["sac_embedding"])
-actor_head = TensorDictModule(nn.Sequential(MLP(in_features=E, out_features=2 * A, num_cells=[256, 256]),
-                                            NormalParamExtractor()), in_keys=["sac_embedding"], out_keys=["loc", "scale"])
-actor = ProbabilisticActor(TensorDictSequential(encoder, actor_head), in_keys=["loc", "scale"], spec=env.action_spec,
-                           distribution_class=TanhNormal, distribution_kwargs={"low": -1.0, "high": 1.0},
-                           return_log_prob=True)
-qvalue = TensorDictSequential(encoder, ValueOperator(MLP(in_features=E + A, out_features=1, num_cells=[256, 256]),
-                                                     in_keys=["sac_embedding", "action"]))
-sac_loss = SACLoss(actor, qvalue, num_qvalue_nets=2, action_spec=env.action_spec)
-sac_loss.make_value_estimator(gamma=0.99)
-target_updater = SoftUpdate(sac_loss, tau=0.005)
+def main() -> None:
+    """Parse the flags, collect random-policy data, then run ``--updates`` SAC + distillation steps."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="dmc/cartpole-balance")
+    p.add_argument("--updates", type=int, default=100)
+    p.add_argument("--env-steps", type=int, default=200, help="random-policy env steps collected before the updates")
+    p.add_argument("--teacher", default=None, help="teachers.pt of vid2act.agents.pretrain (default: untrained bank)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=8)
+    args = p.parse_args()
+    torch.manual_seed(0)
+    env = make_env(args.env, seed=0, max_episode_steps=50)
+    A, E = env.action_spec.shape[-1], 50
 
-# --- Vid2Act distillation of the teachers into the SAC encoder ----------------------------------
-distill_loss = DistillationLoss(DistillHead(teachers.feature_dim, E),
-                                SimilarityWeights(teachers.feature_dim, E, num_teachers=teachers.num_teachers))
-distill_loss.set_keys(feature="sac_embedding")  # our student feature is the SAC encoder's output
-params = list({id(q): q for q in [*sac_loss.parameters(), *distill_loss.parameters()]}.values())
-optim = torch.optim.Adam(params, lr=3e-4)
+    if args.teacher:
+        teachers = TeacherBank.from_checkpoint(args.teacher)
+    else:
+        print("WARNING: no --teacher given, using an UNTRAINED 2-teacher bank (shows the wiring, not the transfer)")
+        untrained = WorldModelConfig.from_preset("tiny").build(action_dim=A, label_dim=2, reward_head=False)
+        teachers = TeacherBank(untrained, source_tasks=["untrained_0", "untrained_1"])
 
-# --- data: random-policy env steps, sampled as [B, T] slices within trajectories -----------------
-buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(args.env_steps),
-                                sampler=SliceSampler(slice_len=args.seq_len, traj_key=("collector", "traj_ids"),
-                                                     strict_length=True),
-                                batch_size=args.batch_size * args.seq_len)
-collector = Collector(env, None, frames_per_batch=min(50, args.env_steps), total_frames=args.env_steps)
-for batch in collector:  # policy=None: TorchRL's RandomPolicy on the env's action spec
-    buffer.extend(batch)
-collector.shutdown()
-print(f"collected {len(buffer)} env steps of {args.env} (action dim {A})")
+    # --- SAC: shared encoder -> tanh-normal actor and twin Q(s, a) ---------------------------------
+    encoder = TensorDictModule(PixelEncoder(E), in_keys=["pixels"], out_keys=["sac_embedding"])
+    actor_head = TensorDictModule(nn.Sequential(MLP(in_features=E, out_features=2 * A, num_cells=[256, 256]),
+                                                NormalParamExtractor()),
+                                  in_keys=["sac_embedding"], out_keys=["loc", "scale"])
+    actor = ProbabilisticActor(TensorDictSequential(encoder, actor_head), in_keys=["loc", "scale"],
+                               spec=env.action_spec, distribution_class=TanhNormal,
+                               distribution_kwargs={"low": -1.0, "high": 1.0}, return_log_prob=True)
+    q_head = ValueOperator(MLP(in_features=E + A, out_features=1, num_cells=[256, 256]),
+                           in_keys=["sac_embedding", "action"])
+    sac_loss = SACLoss(actor, TensorDictSequential(encoder, q_head), num_qvalue_nets=2, action_spec=env.action_spec)
+    sac_loss.make_value_estimator(gamma=0.99)
+    target_updater = SoftUpdate(sac_loss, tau=0.005)
 
-for i in range(1, args.updates + 1):
-    batch = buffer.sample().reshape(args.batch_size, args.seq_len)  # [B, T] TorchRL transitions
-    # the teachers filter o_0..o_{T-1} with a_{t-1}; every slice starts a fresh filter (is_first at t = 0)
-    is_first = batch["is_init"].clone()
-    is_first[:, 0] = True
-    prev_action = torch.cat([torch.zeros_like(batch["action"][:, :1]), batch["action"][:, :-1]], 1)
-    prev_action = prev_action.masked_fill(is_first, 0.0)
-    teacher = teachers.teacher_features(batch["pixels"], prev_action, is_first)  # [N, B, T, F_t]
-    batch.set("teacher_feature", teacher.movedim(0, -2))  # stored as [B, T, N, F_t]
-    encoder(batch)  # writes "sac_embedding" [B, T, E] (with grad): the distillation student
-    distill = distill_loss(batch)
-    sac = sac_loss(batch.reshape(-1).exclude("sac_embedding", "teacher_feature"))
-    loss = sac["loss_actor"] + sac["loss_qvalue"] + sac["loss_alpha"] + distill["loss_distill"]
-    optim.zero_grad(set_to_none=True)
-    loss.backward()
-    optim.step()
-    target_updater.step()
-    if i == 1 or i % 10 == 0 or i == args.updates:
-        weights = " ".join(f"{t}={w:.3f}" for t, w in zip(teachers.source_tasks, distill["similarity_weights"].tolist()))
-        print(f"update {i:4d} | loss_actor {sac['loss_actor'].item():.3f} loss_qvalue {sac['loss_qvalue'].item():.3f} "
-              f"loss_alpha {sac['loss_alpha'].item():.3f} loss_distill {distill['loss_distill'].item():.3f} "
-              f"| similarity {weights}")
-env.close()
-print(f"done: {args.updates} updates, final loss {loss.item():.3f}, loss_distill {distill['loss_distill'].item():.3f}, "
-      f"alpha {sac['alpha'].item():.4f}")
+    # --- Vid2Act distillation of the teachers into the SAC encoder --------------------------------
+    distill_loss = DistillationLoss(DistillHead(teachers.feature_dim, E),
+                                    SimilarityWeights(teachers.feature_dim, E, num_teachers=teachers.num_teachers))
+    distill_loss.set_keys(feature="sac_embedding")  # our student feature is the SAC encoder's output
+    params = list({id(q): q for q in [*sac_loss.parameters(), *distill_loss.parameters()]}.values())
+    optim = torch.optim.Adam(params, lr=3e-4)
+
+    # --- data: random-policy env steps, sampled as [B, T] slices within trajectories ---------------
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(args.env_steps),
+                                    sampler=SliceSampler(slice_len=args.seq_len, traj_key=("collector", "traj_ids"),
+                                                         strict_length=True),
+                                    batch_size=args.batch_size * args.seq_len)
+    collector = Collector(env, None, frames_per_batch=min(50, args.env_steps), total_frames=args.env_steps)
+    for batch in collector:  # policy=None: TorchRL's RandomPolicy on the env's action spec
+        buffer.extend(batch)
+    collector.shutdown()
+    print(f"collected {len(buffer)} env steps of {args.env} (action dim {A})")
+
+    for i in range(1, args.updates + 1):
+        batch = buffer.sample().reshape(args.batch_size, args.seq_len)  # [B, T] TorchRL transitions
+        # the teachers filter o_0..o_{T-1} with a_{t-1}; every slice starts a fresh filter (is_first at t = 0)
+        is_first = batch["is_init"].clone()
+        is_first[:, 0] = True
+        prev_action = torch.cat([torch.zeros_like(batch["action"][:, :1]), batch["action"][:, :-1]], 1)
+        prev_action = prev_action.masked_fill(is_first, 0.0)
+        teacher = teachers.teacher_features(batch["pixels"], prev_action, is_first)  # [N, B, T, F_t]
+        batch.set("teacher_feature", teacher.movedim(0, -2))  # stored as [B, T, N, F_t]
+        encoder(batch)  # writes "sac_embedding" [B, T, E] (with grad): the distillation student
+        distill = distill_loss(batch)
+        sac = sac_loss(batch.reshape(-1).exclude("sac_embedding", "teacher_feature"))
+        loss = sac["loss_actor"] + sac["loss_qvalue"] + sac["loss_alpha"] + distill["loss_distill"]
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        target_updater.step()
+        if i == 1 or i % 10 == 0 or i == args.updates:
+            w = distill["similarity_weights"].tolist()
+            weights = " ".join(f"{t}={x:.3f}" for t, x in zip(teachers.source_tasks, w))
+            print(f"update {i:4d} | loss_actor {sac['loss_actor'].item():.3f} "
+                  f"loss_qvalue {sac['loss_qvalue'].item():.3f} loss_alpha {sac['loss_alpha'].item():.3f} "
+                  f"loss_distill {distill['loss_distill'].item():.3f} | similarity {weights}")
+    env.close()
+    print(f"done: {args.updates} updates, final loss {loss.item():.3f}, "
+          f"loss_distill {distill['loss_distill'].item():.3f}, alpha {sac['alpha'].item():.4f}")
+
+
+if __name__ == "__main__":
+    main()
