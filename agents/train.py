@@ -134,7 +134,13 @@ def run_training(
     action_repeat = getattr(probe, "action_repeat", cfg.env.action_repeat or 1)
     probe.close()
     agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
-    buffer = make_online_buffer(cfg.buffer_capacity, cfg.batch_size, cfg.seq_len)
+    # Rows = env steps + one reset row per episode: a buffer sized for the budget (+10% + 1000 rows) holds
+    # the whole run; a larger one only costs memory and checkpoint size (the dump writes its capacity).
+    capacity = min(cfg.buffer_capacity, cfg.env_steps + cfg.env_steps // 10 + 1_000)
+    ckpt = out_dir / "checkpoint.pt"
+    if cfg.resume and ckpt.exists():  # the saved buffer must be reloaded into a buffer of its own size
+        capacity = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("buffer_capacity", capacity))
+    buffer = make_online_buffer(capacity, cfg.batch_size, cfg.seq_len)
     meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
             "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
             "variant": agent_variant(cfg.agent), "seed": cfg.seed}

@@ -87,6 +87,11 @@ class LoopConfig:
     save_video: bool = True
 
 
+def buffer_capacity(buffer) -> int | None:
+    """Rows a TorchRL replay buffer can hold (``None`` if its storage does not say)."""
+    return getattr(getattr(buffer, "_storage", None), "max_size", None)
+
+
 def _atomic_dump_buffer(buffer, path: pathlib.Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -175,7 +180,7 @@ def train_loop(
         save_checkpoint(
             ckpt_path,
             {"agent": agent.state_dict(), "env_steps": steps, "updates": updates, "meta": meta,
-             "next_episode_id": writer.next_episode_id},
+             "next_episode_id": writer.next_episode_id, "buffer_capacity": buffer_capacity(buffer)},
         )
         _atomic_dump_buffer(buffer, buffer_path)
 

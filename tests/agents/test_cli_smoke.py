@@ -52,6 +52,7 @@ def test_train_cli_writes_checkpoint_eval_and_resumes(tmp_path):
     assert "env_steps 200" in stdout and "updates 10" in stdout
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["env_steps"] == 200 and ckpt["meta"]["action_dim"] == 1
+    assert ckpt["buffer_capacity"] == 200 + 20 + 1_000  # sized for the budget, not buffer_capacity=1M
     assert (run / "metrics" / "scalars" / "eval" / "return.csv").exists()
     assert (run / "metrics" / "scalars" / "train" / "loss_model_reco.csv").exists()
     assert (run / "learning_curve.png").exists() and any((run / "videos").iterdir())
