@@ -7,7 +7,8 @@
    budget and seed (cached: a finished run is not retrained);
 4. print a summary table (success and return of the final evaluation, learned similarity weight and
    acting share of every source, wall time) and write ``learning_curves.png``, ``similarity_weights.png``,
-   an evaluation GIF per agent and ``summary.json`` under ``out_dir`` (``outputs/quickstart``).
+   an evaluation GIF per agent and ``summary.json`` under ``out_dir`` (``outputs/quickstart``);
+   ``similarity_weights_<agent>.png`` for every Vid2Act variant.
 
 Every stage writes to ``out_dir``: ``data/<source>/``, ``teacher/``, ``runs/<agent>/``.
 """
@@ -155,8 +156,11 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
             overrides += [f"teacher={teacher_dir / 'teachers.pt'}"]
         if agent in ("vid2act", "uniform_weights"):
             overrides += [f"agent.replay_batch={cfg.replay_batch}"]
-        if _finished(run_dir, overrides) is None:
-            jobs[agent] = (_compose("train", overrides), run_dir, overrides)
+        # a finished run is reused only for the same settings AND the same teacher and demonstrations
+        fingerprint = [*overrides, f"#teacher_steps={pre['steps']}", f"#sources={list(cfg.sources)}",
+                       f"#demos={cfg.demos}x{cfg.demo_steps}", f"#pretrain={cfg.pretrain_batch}x{cfg.pretrain_seq_len}"]
+        if _finished(run_dir, fingerprint) is None:
+            jobs[agent] = (_compose("train", overrides), run_dir, fingerprint)
     cached = [a for a in cfg.agents if a not in jobs]
     print(f"[3/3] training {list(jobs)} on {cfg.target} for {cfg.env_steps} env steps each"
           + (f" (side by side, {len(jobs)} processes)" if len(jobs) > 1 and cfg.parallel else "")

@@ -2,8 +2,8 @@
 
 Every run folder below ``runs`` (a Hydra multirun sweep such as ``multirun/metaworld_paper``, or any
 folder of ``train`` runs) that holds ``metrics/scalars/<metric>.csv`` is one run. Runs are grouped by
-target env and agent variant (the ``agent=`` choice from ``.hydra/hydra.yaml``, else the checkpoint's
-agent name) and the groups' curves are averaged over seeds at the env frames all their seeds reached.
+target env and agent variant (the ``agent=`` choice from ``.hydra/hydra.yaml``, else the variant the
+saved config or checkpoint describes) and the groups' curves are averaged over seeds at the env frames all their seeds reached.
 
 Writes next to the runs: ``report.md`` (a table: final mean ± std over seeds, number of seeds, env
 frames), ``report.json`` and ``report.png`` (one panel per env: mean curve per agent with a ± std band).
@@ -43,10 +43,13 @@ def _run_labels(run_dir: pathlib.Path) -> tuple[str, str, int] | None:
 
     from vid2act.agents.train import agent_variant
 
-    cfg_path = run_dir / ".hydra" / "config.yaml"
+    cfg_path, hydra_path = run_dir / ".hydra" / "config.yaml", run_dir / ".hydra" / "hydra.yaml"
     if cfg_path.exists():
         cfg = OmegaConf.load(cfg_path)
-        return str(cfg.env.name), agent_variant(cfg.agent), int(cfg.seed)
+        agent = agent_variant(cfg.agent)
+        if hydra_path.exists():  # the agent= choice names the ablation (e.g. no_distill = dreamerv2 config)
+            agent = OmegaConf.load(hydra_path).hydra.runtime.choices.get("agent", agent)
+        return str(cfg.env.name), str(agent), int(cfg.seed)
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists():
         import torch

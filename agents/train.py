@@ -29,12 +29,12 @@ def _device(name: str) -> torch.device:
 
 def agent_variant(agent_cfg) -> str:
     """The variant an agent config describes: ``dreamerv2``, ``finetune``, ``vid2act`` or an ablation
-    (``uniform_weights``, ``no_guidance``, ``no_distill`` for Vid2Act with ``alpha=0``)."""
+    (``uniform_weights``, ``no_guidance``, ``vid2act_alpha0`` for Vid2Act with ``alpha=0``)."""
     name = str(agent_cfg.name)
     if name != "vid2act":
         return name
     if float(agent_cfg.get("alpha", 1.0)) == 0:
-        return "no_distill"
+        return "vid2act_alpha0"
     if agent_cfg.get("weights", "learned") == "uniform":
         return "uniform_weights"
     if not agent_cfg.get("guidance", True):
@@ -51,7 +51,8 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     Raises:
         ValueError: unknown agent or model preset; ``teacher`` missing for an agent that needs one; the
             teachers' action dim or image size differs from the env's.
-        CheckpointError: the teacher checkpoint is missing or not a teacher checkpoint.
+        FileNotFoundError: no teacher checkpoint at ``teacher``.
+        ValueError: the file is not a teacher checkpoint (see ``TeacherBank.from_checkpoint``).
     """
     from vid2act.agents.dreamer import DreamerAgent, world_model_config
     from vid2act.agents.schemas import AgentConfig
@@ -139,10 +140,13 @@ def run_training(
     capacity = min(cfg.buffer_capacity, cfg.env_steps + cfg.env_steps // 10 + 1_000)
     ckpt = out_dir / "checkpoint.pt"
     if cfg.resume and ckpt.exists():  # the saved buffer must be reloaded into a buffer of its own size
-        capacity = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("buffer_capacity", capacity))
+        from vid2act.agents.checkpoint import load_checkpoint
+
+        capacity = int(load_checkpoint(ckpt).get("buffer_capacity", capacity))
     buffer = make_online_buffer(capacity, cfg.batch_size, cfg.seq_len)
     meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
             "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
+            "agent_config": OmegaConf.to_container(cfg.agent, resolve=True), "teacher": cfg.teacher,
             "variant": agent_variant(cfg.agent), "seed": cfg.seed}
     logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
                           project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))

@@ -12,7 +12,7 @@ One update, top to bottom:
 
 Acting (lines 22–24) re-selects ``k`` at every env step from the teachers' filtered states.
 Ablations are switches: ``weights="uniform"`` (``uniform_weights``), ``guidance=False`` (``no_guidance``),
-``alpha=0`` (``no_distill``).
+``alpha=0`` (guidance without distillation; the ``no_distill`` config is plain DreamerV2).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pathlib
 from typing import Any, Sequence
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
 
 from vid2act.agents.dreamer import DreamerAgent
@@ -48,7 +48,7 @@ class Vid2ActAgent(DreamerAgent):
         teachers: the frozen :class:`TeacherBank` (``N`` teachers, feature size ``F_t``).
         source_data: the teachers' offline source datasets, for the action replay model (``None``
             with ``guidance=False``).
-        alpha: weight of ``L_distill`` in Eq. 5 (0: the ``no_distill`` ablation).
+        alpha: weight of ``L_distill`` in Eq. 5 (0: no distillation, guidance kept).
         weights: ``"learned"`` or ``"uniform"`` (the ``uniform_weights`` ablation).
         weight_floor: lower bound of every similarity weight (0.1 in the authors' code).
         weight_hidden_dims: hidden sizes of ``f_weight`` (``()``: one linear layer, as the paper).
@@ -85,7 +85,7 @@ class Vid2ActAgent(DreamerAgent):
         distill_hidden_dims: Sequence[int] = (),
         guidance: bool = True,
         guidance_dim: int = 50,
-        replay_batch: int = 16,
+        replay_batch: int = 8,
         replay_seq_len: int = 16,
         beta_kl: float = 0.5,
         vae_lr: float = 3e-4,
@@ -101,6 +101,13 @@ class Vid2ActAgent(DreamerAgent):
             raise ValueError("guidance=True needs the source datasets (source_data) to train the action replay model")
         if cache_teacher_embed not in _CACHE_DTYPES:
             raise ValueError(f"cache_teacher_embed must be one of {sorted(_CACHE_DTYPES)}, got {cache_teacher_embed!r}")
+        names = getattr(source_data, "names", None)
+        if names is not None and tuple(n.replace("/", "_") for n in names) != tuple(
+                t.replace("/", "_") for t in teachers.source_tasks):
+            raise ValueError(
+                f"source datasets {list(names)} are not the teachers' sources {list(teachers.source_tasks)} "
+                "in teacher order; open them with MultiTaskOfflineData.from_root(root, names=teachers.source_tasks)"
+            )
         if source_data is not None and source_data.num_tasks != teachers.num_teachers:
             raise ValueError(
                 f"{source_data.num_tasks} source datasets for {teachers.num_teachers} teachers; "
@@ -149,7 +156,7 @@ class Vid2ActAgent(DreamerAgent):
         """Teacher ``i``'s embedding of every frame of source ``i`` (``"teacher_embed"`` ``[E]`` per row)."""
         for i in range(self.teachers.num_teachers):
             rows = self.source_data.rows(i)
-            rows.set("teacher_embed", self._teacher_embed(rows["pixels"])[:, i].to(rows.device))
+            rows.set("teacher_embed", self._teacher_embed(rows["pixels"])[:, i].to(rows["pixels"].device))
 
     def row_transform(self):
         """Adds ``"teacher_embed"`` ``[T + 1, N, E]`` to each episode written to the replay buffer."""
@@ -157,7 +164,7 @@ class Vid2ActAgent(DreamerAgent):
             return None
 
         def add_teacher_embed(rows: TensorDictBase) -> TensorDictBase:
-            rows.set("teacher_embed", self._teacher_embed(rows["pixels"]).to(rows.device))
+            rows.set("teacher_embed", self._teacher_embed(rows["pixels"]).to(rows["pixels"].device))
             return rows
 
         return add_teacher_embed
@@ -184,8 +191,8 @@ class Vid2ActAgent(DreamerAgent):
                 None, batch["prev_action"], batch["is_first"],
                 student_belief=batch["belief"].detach(), student_state=batch["state"].detach(),
             )
-        elif "teacher_embed" in batch.keys():  # cached when the rows were written: [B, T, N, E]
-            embed = batch["teacher_embed"].movedim(-2, 0).float()
+        elif self._cache_dtype is not None and "teacher_embed" in batch.keys():  # cached at write: [B, T, N, E]
+            embed = batch["teacher_embed"].movedim(-2, 0)
             teacher = self.teachers.teacher_features(None, batch["prev_action"], batch["is_first"], embed=embed)
         else:
             teacher = self.teachers.teacher_features(batch["pixels"], batch["prev_action"], batch["is_first"])
@@ -242,20 +249,23 @@ class Vid2ActAgent(DreamerAgent):
 
     def _replay_update(self) -> dict[str, float]:
         """Eq. 7 on a balanced source batch: state = f_distill(teacher_k's posterior), action = a_t."""
-        src = self.source_data.sample(self.replay_batch, self.replay_seq_len).to(self.device)  # [N, B, T]
+        src = self.source_data.sample(self.replay_batch, self.replay_seq_len)  # [N, B, T]
+        cached = self._cache_dtype is not None and "teacher_embed" in src.keys()
+        src = src.exclude("pixels" if cached else "teacher_embed").to(self.device)
         with torch.no_grad():
-            if "teacher_embed" in src.keys():  # teacher i's cached embeddings of source i: [N, B, T, E]
+            if cached:  # teacher i's cached embeddings of source i: [N, B, T, E]
                 source_feature = self.teachers.source_features(
-                    None, src["prev_action"], src["is_first"], embed=src["teacher_embed"].float()
+                    None, src["prev_action"], src["is_first"], embed=src["teacher_embed"]
                 )
             else:
                 source_feature = self.teachers.source_features(src["pixels"], src["prev_action"], src["is_first"])
             state = self.distill_head(source_feature)  # [N, B, T, F_s]
         # the action taken from the state at row t is the prev_action of row t + 1
-        replay = src[:, :, 1:].clone(False)
-        replay.set("replay_state", state[:, :, :-1])
-        replay.set("action", src["prev_action"][:, :, 1:])
-        replay = replay.reshape(-1)
+        replay = TensorDict(
+            {"replay_state": state[:, :, :-1], "action": src["prev_action"][:, :, 1:],
+             "task_index": src["task_index"][:, :, 1:]},
+            batch_size=(*src.shape[:2], src.shape[2] - 1),
+        ).reshape(-1)
         out = self.replay_loss(replay)
         loss = out["loss_replay_reco"] + out["loss_replay_kl"]
         grad = self._step("replay", loss, self.action_vae.parameters())

@@ -159,7 +159,7 @@ class ActionReplayLoss(LossModule):
         ):
             bad = [n for n, x in (("replay_state", state), ("action", action)) if not torch.isfinite(x).all()]
             detail = f"non-finite values in input(s) {bad}" if bad else "finite inputs (diverged ActionVAE?)"
-            raise ValueError(f"ActionReplayLoss: non-finite loss; {detail}.")
+            raise FloatingPointError(f"ActionReplayLoss: non-finite loss; {detail}.")
         td_out = TensorDict(
             {
                 "loss_replay_reco": loss_reco,

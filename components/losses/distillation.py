@@ -190,8 +190,8 @@ class DistillationLoss(LossModule):
     def _raise_non_finite(feature: torch.Tensor, teacher: torch.Tensor) -> None:
         for name, x in (("feature", feature), ("teacher_feature", teacher)):
             if not torch.isfinite(x).all():
-                raise ValueError(f"DistillationLoss: non-finite values in input {name!r}.")
-        raise ValueError(
+                raise FloatingPointError(f"DistillationLoss: non-finite values in input {name!r}.")
+        raise FloatingPointError(
             "DistillationLoss: the loss is non-finite although the inputs are finite "
             "(diverged DistillHead/SimilarityWeights parameters?)."
         )

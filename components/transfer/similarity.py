@@ -174,7 +174,9 @@ class SimilarityWeights(nn.Module):
             ValueError: ``weights`` has no teacher axis (0-dim).
         """
         check_tensor(weights, "weights", "SimilarityWeights.select_task", min_ndim=1)
-        return weights.argmax(dim=0)
+        # exact ties (the uniform ablation) are broken uniformly at random instead of always picking 0
+        ties = weights == weights.amax(dim=0, keepdim=True)
+        return (ties.to(weights.dtype) + torch.rand_like(weights) * 0.5).argmax(dim=0)
 
     def extra_repr(self) -> str:
         return (

@@ -274,7 +274,8 @@ class TeacherBank(TensorDictModuleBase):
         if not isinstance(embed, torch.Tensor) or tuple(embed.shape) != shape:
             got = tuple(embed.shape) if isinstance(embed, torch.Tensor) else type(embed).__name__
             raise ValueError(f"TeacherBank.{where}: embed must have shape [N, *B, E] = {shape}, got {got}.")
-        return embed
+        params = self.model.parameters() if self.layout == "mixture" else self.params.values(True, True)
+        return embed.to(next(iter(params)).dtype)
 
     def _check_student_sizes(self, belief_dim: int, state_dim: int, where: str) -> None:
         if (belief_dim, state_dim) != (self.belief_dim, self.state_dim):

@@ -144,7 +144,7 @@ def test_bad_inputs_raise_clear_errors():
         loss(TensorDict({"feature": e, "teacher_feature": s.movedim(-2, 0)}, []))
     e_nan = e.clone()
     e_nan[0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match="non-finite values in input 'feature'"):
+    with pytest.raises(FloatingPointError, match="non-finite values in input 'feature'"):
         loss(TensorDict({"feature": e_nan, "teacher_feature": s}, [B, T]))
     with pytest.raises(ValueError, match="reduction"):
         DistillationLoss(DistillHead(FT, FS), SimilarityWeights(FT, FS, N), reduction="max")
