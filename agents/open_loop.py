@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 import torch
 
+from vid2act.agents.plots import save_figure
 from vid2act.components.world_model import WorldModel
 
 __all__ = ["open_loop_prediction", "save_open_loop_strip"]
@@ -124,9 +125,4 @@ def save_open_loop_strip(
     ax.set_xticklabels([str(c) for c in range(0, length, 5)], fontsize=7)
     ax.axvline(context * (w + gap) - gap / 2 - 0.5, color="red", lw=1.5)
     ax.set_title(title or f"context {context} frames | open-loop prior", fontsize=9)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -7,7 +7,19 @@ import pathlib
 
 import numpy as np
 
-__all__ = ["read_scalar", "plot_learning_curve", "plot_similarity_weights", "plot_agent_comparison"]
+__all__ = ["save_figure", "read_scalar", "plot_learning_curve", "plot_similarity_weights", "plot_agent_comparison"]
+
+
+def save_figure(fig, out_png: str | os.PathLike) -> pathlib.Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out_png = pathlib.Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
 
 
 def read_scalar(csv_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -47,12 +59,7 @@ def plot_learning_curve(
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out_png = pathlib.Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def plot_similarity_weights(
@@ -103,12 +110,7 @@ def plot_similarity_weights(
     axes[2].grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out_png = pathlib.Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def plot_agent_comparison(
@@ -148,9 +150,4 @@ def plot_agent_comparison(
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out_png = pathlib.Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)

@@ -20,7 +20,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from vid2act.agents.plots import read_scalar
+from vid2act.agents.plots import read_scalar, save_figure
 
 __all__ = ["RunRecord", "find_runs", "aggregate", "format_table", "plot_report"]
 
@@ -140,11 +140,7 @@ def plot_report(groups: list[Group], metric: str, out_png: str | pathlib.Path) -
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    out_png = pathlib.Path(out_png)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def run_report(runs: str | pathlib.Path, metric: str = "eval/return") -> dict[str, Any]:
