@@ -179,11 +179,13 @@ class TeacherTrainer(nn.Module):
         """One-hot ``[*, N]`` float labels of ``task_index`` ``[*]`` (the mixture's conditioning)."""
         return nn.functional.one_hot(task_index, self.num_sources).float()
 
-    def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+    def update(self, batch: TensorDictBase, *, per_source: bool = True) -> dict[str, torch.Tensor]:
         """One gradient step on a balanced batch.
 
         Args:
             batch: ``[N, B, T]`` Dreamer rows (``MultiTaskOfflineData.sample``) with ``"task_index"``.
+            per_source: also return the per-source terms (the mixture needs an extra reduction pass for
+                them: skip it on steps that are not logged).
 
         Returns:
             Detached scalars: ``loss_model_kl``, ``loss_model_reco``, ``kl`` (nats), ``prior_entropy``,
@@ -204,13 +206,14 @@ class TeacherTrainer(nn.Module):
             flat.set("task_label", self.task_label(flat["task_index"]))
             out = self._losses[0](flat)
             total = out["loss_model_kl"] + out["loss_model_reco"]
-            per_source = self._per_source_terms(self._losses[0], flat.reshape(n, b, t))
+            per_source = self._per_source_terms(self._losses[0], flat.reshape(n, b, t)) if per_source else {}
             totals = {k: out[k].detach() for k in ("loss_model_kl", "loss_model_reco", "kl", "prior_entropy",
                                                    "posterior_entropy")}
         else:
             outs = [loss(batch[i]) for i, loss in enumerate(self._losses)]
             total = sum(o["loss_model_kl"] + o["loss_model_reco"] for o in outs)
-            per_source = {k: torch.stack([o[k].detach() for o in outs]) for k in ("loss_model_reco", "loss_model_kl", "kl")}
+            per_source = {k: torch.stack([o[k].detach() for o in outs])
+                          for k in ("loss_model_reco", "loss_model_kl", "kl")} if per_source else {}
             totals = {k: torch.stack([o[k].detach() for o in outs]).mean()
                       for k in ("loss_model_kl", "loss_model_reco", "kl", "prior_entropy", "posterior_entropy")}
         self.optimizer.zero_grad(set_to_none=True)
@@ -355,7 +358,8 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     start_step, t0, last = step, time.perf_counter(), {}
     try:
         while step < cfg.steps:
-            metrics = trainer.update(data.sample(cfg.batch_size, cfg.seq_len))
+            logged = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
+            metrics = trainer.update(data.sample(cfg.batch_size, cfg.seq_len), per_source=logged)
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
