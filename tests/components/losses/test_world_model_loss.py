@@ -10,14 +10,6 @@ from vid2act.components.world_model import make_world_model, preprocess_pixels
 
 A, L = 2, 3
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Intra-op threads only slow small convolutions down on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 
 def _batch(b=2, t=4, label_dim=0, seed=0):

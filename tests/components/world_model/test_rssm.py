@@ -12,14 +12,6 @@ from vid2act.components.world_model import RSSM, make_world_model
 
 A, E, L = 2, 6, 3
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Intra-op threads only slow small convolutions down on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 
 def _rssm(latent="categorical", label_dim=0):

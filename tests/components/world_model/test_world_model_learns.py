@@ -1,6 +1,5 @@
 """Smoke test of the wiring: the tiny world model learns to reconstruct moving squares."""
 
-import pytest
 import torch
 from tensordict import TensorDict
 
@@ -8,13 +7,6 @@ from vid2act.components.losses.world_model_loss import WorldModelLoss
 from vid2act.components.world_model import make_world_model, preprocess_pixels
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Intra-op threads only slow small convolutions down on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _moving_squares(b=4, t=8, size=16, seed=0):

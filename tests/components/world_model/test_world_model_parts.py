@@ -16,14 +16,6 @@ from vid2act.components.world_model import (
 
 A, L = 3, 4
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Intra-op threads only slow small convolutions down on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 
 def _batch(b=2, t=5, label_dim=0, seed=0):
