@@ -188,6 +188,8 @@ class TrainConfig:
         env_steps: total env steps, prefill included.
         prefill: env steps of a uniform random policy before the first update.
         train_ratio: gradient updates per env step (DreamerV2: one every 5 steps = 0.2).
+        pretrain_updates: extra gradient updates run once when the prefill is in the buffer
+            (DreamerV2 ``pretrain: 100``).
         frames_per_batch: env steps per collector batch.
         batch_size: ``B`` sequences per update; seq_len: ``T`` rows per sequence.
         buffer_capacity: replay rows kept (uint8 pixels: 12 KiB per 64x64 row).
@@ -209,6 +211,7 @@ class TrainConfig:
     env_steps: int = 100_000
     prefill: int = 5_000
     train_ratio: float = 0.2
+    pretrain_updates: int = 100
     frames_per_batch: int = 50
     batch_size: int = 16
     seq_len: int = 50
@@ -287,7 +290,8 @@ class QuickstartConfig:
         pretrain_steps / pretrain_batch / pretrain_seq_len: teacher pretraining (batch per source).
         agents: learners trained on the target with the same budget and seed.
         model: world-model preset of teacher and students.
-        env_steps, prefill, train_ratio, batch_size, seq_len, replay_batch: target training.
+        env_steps, prefill, train_ratio, pretrain_updates, batch_size, seq_len, replay_batch: target
+            training (``pretrain_updates``: DreamerV2's updates on the prefill, kept small here).
         episode_steps: target episode length; eval_every (0: at the end only) / eval_episodes.
         parallel: train the agents side by side, one process each (2 agents on 2 cores: half the time).
         seed, torch_threads, progress; out_dir: everything is written (and cached) here.
@@ -306,6 +310,7 @@ class QuickstartConfig:
     env_steps: int = 1500
     prefill: int = 500
     train_ratio: float = 0.1
+    pretrain_updates: int = 0
     batch_size: int = 8
     seq_len: int = 32
     replay_batch: int = 4

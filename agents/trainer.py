@@ -68,6 +68,8 @@ class LoopConfig:
         env_steps: total env steps to collect (including the prefill).
         prefill: env steps of the random policy before the first update.
         train_ratio: gradient updates per env step (DreamerV2: 1 every 5 steps = 0.2).
+        pretrain_updates: extra gradient updates run once on the prefill data, as soon as the prefill
+            is in the buffer (DreamerV2 ``pretrain: 100``), on top of the ``train_ratio`` updates.
         frames_per_batch: env steps per collector batch (the policy acts with the weights of the batch start).
         eval_every: env steps between evaluations (0 = only at the end).
         eval_episodes: episodes per evaluation.
@@ -79,6 +81,7 @@ class LoopConfig:
     env_steps: int
     prefill: int
     train_ratio: float
+    pretrain_updates: int = 0
     frames_per_batch: int = 50
     eval_every: int = 0
     eval_episodes: int = 1
@@ -210,6 +213,8 @@ def train_loop(
                 logger.log({f"train/episode_{k}": v for k, v in episode.items()}, steps * cfg.action_repeat)
             if steps >= cfg.prefill and writer.rows_written > 0:
                 credit += cfg.train_ratio * min(n, steps - cfg.prefill)  # updates ~ ratio * (steps - prefill)
+                if updates == 0:  # DreamerV2's `pretrain`: once, on the prefill data (not repeated on resume)
+                    credit += cfg.pretrain_updates
                 sums: dict[str, float] = {}
                 for _ in range(int(credit)):
                     for k, v in agent.update(buffer.sample()).items():

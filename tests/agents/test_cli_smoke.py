@@ -46,10 +46,10 @@ def test_collect_cli_rejects_unknown_task(tmp_path):
 def test_train_cli_writes_checkpoint_eval_and_resumes(tmp_path):
     run = tmp_path / "run"
     common = ["agent=dreamerv2", "env=dmc/cartpole-balance", "model=tiny", "logger=csv", "env.max_episode_steps=50",
-              "prefill=100", "train_ratio=0.1", "batch_size=4", "seq_len=10", "eval_episodes=1", "eval_every=0",
+              "prefill=100", "train_ratio=0.1", "pretrain_updates=2", "batch_size=4", "seq_len=10", "eval_episodes=1", "eval_every=0",
               "checkpoint_every=0", "progress=false", f"out_dir={run}"]
     stdout = _run("vid2act.agents.train", *common, "env_steps=200", cwd=tmp_path)
-    assert "env_steps 200" in stdout and "updates 10" in stdout
+    assert "env_steps 200" in stdout and "updates 12" in stdout  # 2 pretrain + 0.1 x 100
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["env_steps"] == 200 and ckpt["meta"]["action_dim"] == 1
     assert ckpt["buffer_capacity"] == 200 + 20 + 1_000  # sized for the budget, not buffer_capacity=1M
@@ -58,7 +58,7 @@ def test_train_cli_writes_checkpoint_eval_and_resumes(tmp_path):
     assert (run / "learning_curve.png").exists() and any((run / "videos").iterdir())
     # resume: continues from 200 env steps with the saved buffer, to 300
     stdout = _run("vid2act.agents.train", *common, "env_steps=300", "resume=true", cwd=tmp_path)
-    assert "env_steps 300" in stdout and "updates 20" in stdout
+    assert "env_steps 300" in stdout and "updates 22" in stdout  # pretrain not repeated on resume
     # a checkpoint written for another model preset is refused
     proc = subprocess.run([sys.executable, "-m", "vid2act.agents.train", *common, "model=small", "env_steps=400",
                            "resume=true"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)

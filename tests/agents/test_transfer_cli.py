@@ -39,11 +39,11 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
 
     run = tmp_path / "transfer"
     stdout = _run("vid2act.agents.train", "agent=vid2act", f"teacher={pre / 'teachers.pt'}",
-                  "env=metaworld/drawer-close", "model=tiny", "logger=csv", "env.max_episode_steps=40", "prefill=50",
+                  "env=metaworld/drawer-close", "model=tiny", "logger=csv", "env.max_episode_steps=40", "prefill=50", "pretrain_updates=1",
                   "frames_per_batch=25", "train_ratio=0.1", "batch_size=2", "seq_len=8", "agent.replay_batch=2",
                   "agent.replay_seq_len=6", "eval_episodes=1", "eval_every=0", "checkpoint_every=0",
                   "progress=false", "torch_threads=1", "env_steps=100", f"out_dir={run}", cwd=tmp_path)
-    assert "trained vid2act on metaworld/drawer-close" in stdout and "updates 5" in stdout
+    assert "trained vid2act on metaworld/drawer-close" in stdout and "updates 6" in stdout
     scalars = run / "metrics" / "scalars"
     weights = [np.loadtxt(scalars / "train" / "similarity_weight" / f"{t}.csv", delimiter=",", ndmin=2)[:, 1]
                for t in SOURCES]
