@@ -156,6 +156,40 @@ class DreamerAgent(nn.Module):
         return []
 
     # ------------------------------------------------------------------ TrainableAgent
+    @torch.no_grad()
+    def save_open_loop(self, batch: TensorDictBase, path: str | os.PathLike, *, sequences: int = 4,
+                       context: int = 5, length: int = 30) -> pathlib.Path:
+        """PNG of the world model's open-loop video prediction on replay sequences (DreamerV2's ``openl``).
+
+        Per sequence: the recorded frames, the model's frames (posterior reconstructions for the first
+        ``context`` frames, then the prior rolled forward with the recorded actions only) and the error.
+        A model that has not yet captured what the reward depends on (the pole of cartpole, the walker's
+        pose) shows it here long before the returns do.
+
+        Args:
+            batch: replay rows ``[B, T]`` (``pixels`` uint8, ``prev_action``, ``is_first``); the first
+                ``min(sequences, B)`` sequences and ``min(length, T)`` steps are drawn.
+            path: PNG to write.
+            sequences, context, length: how many sequences, frames seen by the posterior (at most
+                ``T - 1``), frames drawn.
+
+        Returns:
+            The path written.
+
+        Raises:
+            ValueError: ``batch`` is not ``[B, T]`` with ``T >= 2``.
+        """
+        from vid2act.agents.open_loop import open_loop_prediction, save_open_loop_strip
+
+        if batch.batch_dims != 2 or batch.shape[1] < 2:
+            raise ValueError(f"save_open_loop: expected a [B, T] batch with T >= 2, got {tuple(batch.shape)}.")
+        context = min(context, batch.shape[1] - 1)
+        rows = batch[: min(sequences, batch.shape[0]), : min(length, batch.shape[1])].to(self.device)
+        truth = rows["pixels"]
+        prediction = open_loop_prediction(self.world_model, truth, rows["prev_action"], rows["is_first"],
+                                          context=context)
+        return save_open_loop_strip(path, truth, prediction, context=context)
+
     def policy(self, explore: bool) -> RecurrentPolicy:
         """Acting policy for the real env (reads ``pixels``, writes ``action``); see :class:`RecurrentPolicy`."""
         return RecurrentPolicy(self.world_model, self.actor, explore=explore, pre_actor=self.acting_pre_actor(),

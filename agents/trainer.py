@@ -55,6 +55,9 @@ class TrainableAgent(Protocol):
     def save_plots(self, csv_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[pathlib.Path]:
         """Agent-specific plots from the CSV metrics."""
 
+    def save_open_loop(self, batch: TensorDictBase, path: str | os.PathLike) -> pathlib.Path:
+        """World-model diagnostic on a replay batch ``[B, T]``: open-loop video prediction as a PNG."""
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -193,6 +196,8 @@ def train_loop(
         logger.log({f"eval/{k}": v for k, v in result.items()}, steps * cfg.action_repeat)
         plot_learning_curve(logger.csv_dir, out_dir / "learning_curve.png")
         agent.save_plots(logger.csv_dir, out_dir)
+        if len(buffer):  # is the model still seeing what matters? (truth / posterior + open-loop prior / error)
+            agent.save_open_loop(buffer.sample(), out_dir / "open_loop.png")
         return result
 
     bar = tqdm(total=cfg.env_steps * cfg.action_repeat, initial=steps * cfg.action_repeat, unit="frame",

@@ -56,6 +56,7 @@ def test_train_cli_writes_checkpoint_eval_and_resumes(tmp_path):
     assert (run / "metrics" / "scalars" / "eval" / "return.csv").exists()
     assert (run / "metrics" / "scalars" / "train" / "loss_model_reco.csv").exists()
     assert (run / "learning_curve.png").exists() and any((run / "videos").iterdir())
+    assert (run / "open_loop.png").stat().st_size > 0  # the world-model diagnostic of every evaluation
     # resume: continues from 200 env steps with the saved buffer, to 300
     stdout = _run("vid2act.agents.train", *common, "env_steps=300", "resume=true", cwd=tmp_path)
     assert "env_steps 300" in stdout and "updates 22" in stdout  # pretrain not repeated on resume

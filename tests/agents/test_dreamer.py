@@ -1,0 +1,59 @@
+"""DreamerAgent: one update trains all three parts, its checkpoint round-trips, the open-loop diagnostic."""
+import pytest
+import torch
+from tensordict import TensorDict
+
+from vid2act.agents.dreamer import DreamerAgent
+from vid2act.components.world_model import WorldModelConfig
+
+A = 2
+
+
+def _batch(b=2, t=6, seed=0):
+    """Dreamer rows ``[b, t]`` of random frames, one episode start per sequence."""
+    g = torch.Generator().manual_seed(seed)
+    is_first = torch.zeros(b, t, 1, dtype=torch.bool)
+    is_first[:, 0] = True
+    prev_action = torch.rand(b, t, A, generator=g) * 2 - 1
+    prev_action[:, 0] = 0
+    flags = torch.zeros(b, t, 1, dtype=torch.bool)
+    return TensorDict({
+        "pixels": torch.randint(0, 256, (b, t, 3, 64, 64), dtype=torch.uint8, generator=g),
+        "prev_action": prev_action, "reward": torch.rand(b, t, 1, generator=g), "is_first": is_first,
+        "is_last": flags.clone(), "is_terminal": flags.clone(), "success": flags.clone(),
+    }, [b, t])
+
+
+@pytest.fixture
+def agent():
+    torch.manual_seed(0)
+    return DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3)
+
+
+def test_update_trains_world_model_actor_and_critic(agent):
+    parts = {"model": agent.world_model, "actor": agent.actor, "value": agent.value}
+    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in parts.items()}
+    metrics = agent.update(_batch())
+    for name in ("loss_model_reco", "loss_model_kl", "loss_model_reward", "loss_actor", "loss_value",
+                 "grad_norm_model", "grad_norm_actor", "grad_norm_value"):
+        assert name in metrics and torch.isfinite(torch.tensor(metrics[name])), name
+    for name, module in parts.items():
+        assert any(not torch.equal(p0, p) for p0, p in zip(before[name], module.parameters())), name
+
+
+def test_state_dict_round_trip_includes_optimisers(agent):
+    agent.update(_batch())
+    clone = DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3)
+    clone.load_state_dict(agent.state_dict())
+    for (name, p), q in zip(agent.named_parameters(), clone.parameters()):
+        assert torch.equal(p, q), name
+    assert clone.optimizers["model"].state_dict()["state"].keys() == agent.optimizers["model"].state_dict()["state"].keys()
+
+
+def test_save_open_loop_writes_png_and_clamps_context(agent, tmp_path):
+    path = agent.save_open_loop(_batch(b=3, t=6), tmp_path / "ol.png", sequences=2, context=5)
+    assert path.stat().st_size > 0
+    # a batch shorter than the context: the posterior sees T - 1 frames, one is predicted open loop
+    assert agent.save_open_loop(_batch(t=3), tmp_path / "short.png", context=5).stat().st_size > 0
+    with pytest.raises(ValueError, match="T >= 2"):
+        agent.save_open_loop(_batch(t=1), tmp_path / "bad.png")
