@@ -53,3 +53,17 @@ def test_update_throughput_rejects_bad_shape(tmp_path):
         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and "BxT" in proc.stderr
+
+
+def test_random_baseline_reports_episode_returns(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "random_baseline.py"), "--task", "dmc/cartpole-balance",
+         "--episodes", "2", "--max-episode-steps", "20"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["task"] == "dmc/cartpole-balance" and report["episodes"] == 2 and len(report["returns"]) == 2
+    # cartpole-balance pays at most 1 per simulator frame: 20 env steps x action repeat 2
+    assert all(0 < r <= 40 for r in report["returns"])
+    assert report["return_min"] <= report["return_mean"] <= report["return_max"]
