@@ -148,7 +148,8 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
         overrides = [
             f"agent={agent}", f"env={cfg.target}", f"model={cfg.model}", "logger=csv", f"seed={cfg.seed}",
             f"env.max_episode_steps={cfg.episode_steps}", f"env_steps={cfg.env_steps}", f"prefill={cfg.prefill}",
-            f"train_ratio={cfg.train_ratio}", f"pretrain_updates={cfg.pretrain_updates}", f"batch_size={cfg.batch_size}", f"seq_len={cfg.seq_len}",
+            f"train_ratio={cfg.train_ratio}", f"pretrain_updates={cfg.pretrain_updates}",
+            f"batch_size={cfg.batch_size}", f"seq_len={cfg.seq_len}",
             f"eval_every={cfg.eval_every}", f"eval_episodes={cfg.eval_episodes}", "checkpoint_every=0",
             f"progress={cfg.progress}", f"torch_threads={cfg.torch_threads or 'null'}",
         ]

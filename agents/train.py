@@ -152,7 +152,8 @@ def run_training(
                           project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
     loop_cfg = LoopConfig(
         env_steps=cfg.env_steps, prefill=cfg.prefill, train_ratio=cfg.train_ratio,
-        pretrain_updates=cfg.pretrain_updates, frames_per_batch=cfg.frames_per_batch, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
+        pretrain_updates=cfg.pretrain_updates, frames_per_batch=cfg.frames_per_batch, eval_every=cfg.eval_every,
+        eval_episodes=cfg.eval_episodes,
         checkpoint_every=cfg.checkpoint_every, action_repeat=action_repeat,
     )
     return train_loop(

@@ -18,31 +18,29 @@ import statistics
 import time
 
 import torch
-from torchrl.envs.utils import RandomPolicy, step_mdp
+from torchrl.envs.utils import RandomPolicy
 
+from vid2act.agents.evaluate import evaluate_policy
 from vid2act.envs import make_env
 
 
 def random_returns(task: str, *, episodes: int, seed: int, max_episode_steps: int | None = None) -> list[float]:
     """Undiscounted returns of ``episodes`` uniform-random episodes on ``make_env(task, seed=seed + 10_000)``.
 
-    ``max_episode_steps`` (env steps) shortens the episodes (``None``: the suite's length).
+    Each episode runs through the trainer's own :func:`~vid2act.agents.evaluate.evaluate_policy`, so the
+    figures are computed exactly like ``eval/return``; ``max_episode_steps`` (env steps) shortens the
+    episodes (``None``: the suite's length).
+
+    Raises:
+        ValueError: an unknown ``task`` (from :func:`~vid2act.envs.make_env`, naming the closest ids).
     """
     env = make_env(task, seed=seed + 10_000, max_episode_steps=max_episode_steps)
     policy = RandomPolicy(env.action_spec)
     torch.manual_seed(seed)
-    returns = []
-    for _ in range(episodes):
-        td, total = env.reset(), 0.0
-        while True:
-            td = env.step(policy(td))
-            total += float(td["next", "reward"].sum())
-            if bool(td["next", "done"].any()):
-                break
-            td = step_mdp(td)
-        returns.append(total)
-    env.close()
-    return returns
+    try:
+        return [evaluate_policy(env, policy, episodes=1)["return"] for _ in range(episodes)]
+    finally:
+        env.close()
 
 
 def main() -> None:

@@ -46,7 +46,8 @@ def test_collect_cli_rejects_unknown_task(tmp_path):
 def test_train_cli_writes_checkpoint_eval_and_resumes(tmp_path):
     run = tmp_path / "run"
     common = ["agent=dreamerv2", "env=dmc/cartpole-balance", "model=tiny", "logger=csv", "env.max_episode_steps=50",
-              "prefill=100", "train_ratio=0.1", "pretrain_updates=2", "batch_size=4", "seq_len=10", "eval_episodes=1", "eval_every=0",
+              "prefill=100", "train_ratio=0.1", "pretrain_updates=2", "batch_size=4", "seq_len=10", "eval_episodes=1",
+              "eval_every=0",
               "checkpoint_every=0", "progress=false", f"out_dir={run}"]
     stdout = _run("vid2act.agents.train", *common, "env_steps=200", cwd=tmp_path)
     assert "env_steps 200" in stdout and "updates 12" in stdout  # 2 pretrain + 0.1 x 100
