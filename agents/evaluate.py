@@ -1,17 +1,25 @@
-"""Policy evaluation on a single env: mean return, success rate, episode length, optional GIF."""
+"""Policy evaluation: :func:`evaluate_policy` on one env, and the CLI that re-evaluates a finished run.
+
+``python -m vid2act.agents.evaluate run_dir=<train run folder> [episodes=10] [video=true]`` rebuilds the
+run's agent from its ``config.yaml``, loads ``checkpoint.pt`` (``weights_only=True``, metadata checked)
+and plays ``episodes`` deterministic episodes on the run's evaluation env (seed ``seed + 10,000``, as
+during training). It prints JSON and writes ``eval_<env frames>.json`` (and the first episode's GIF
+under ``videos/``) into the run folder.
+"""
 
 from __future__ import annotations
 
 import os
 import pathlib
 
+import hydra
 import numpy as np
 import torch
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-__all__ = ["evaluate_policy"]
+__all__ = ["evaluate_policy", "evaluate_run"]
 
 
 @torch.no_grad()
@@ -68,3 +76,100 @@ def _write_gif(pixels: torch.Tensor, path: pathlib.Path, fps: int = 25) -> None:
     tmp = path.with_name(path.name + ".tmp.gif")
     iio.imwrite(tmp, frames, duration=1000 / fps, loop=0)
     os.replace(tmp, path)
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    episodes: int = 10,
+    seed: int | None = None,
+    video: bool = True,
+    device: str = "cpu",
+) -> dict:
+    """Re-evaluate the checkpoint of a finished ``train`` run, one episode at a time.
+
+    Args:
+        run_dir: run folder holding ``config.yaml`` and ``checkpoint.pt`` (written by ``train``).
+        episodes: deterministic episodes to play (> 0).
+        seed: eval env seed (``None``: the run's own evaluation seed, ``seed + 10,000``).
+        video: write the first episode's pixels to ``videos/final_eval_<env frames>.gif``.
+        device: learner device for the restored agent.
+
+    Returns:
+        ``{"env", "agent", "env_frames", "updates", "episodes", "seed", "returns", "return_mean",
+        "return_std", "return_min", "return_max", ["success"]}`` (returns undiscounted, per episode);
+        the same dict is written to ``run_dir/eval_<env frames>.json``.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``config.yaml`` (runs trained before it was written: rerun
+            ``train`` with ``resume=true`` and the same overrides, which writes it).
+        CheckpointError: ``checkpoint.pt`` is missing or was written for another env / model / agent.
+        ValueError: ``episodes <= 0``.
+    """
+    import json
+
+    from omegaconf import OmegaConf
+
+    from vid2act.agents.checkpoint import load_checkpoint
+    from vid2act.agents.train import build_agent, env_options
+    from vid2act.agents.trainer import with_agent_transforms
+    from vid2act.envs import make_env
+
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    run_dir = pathlib.Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{config_path} not found: evaluate needs the run's resolved config, written by "
+            f"'python -m vid2act.agents.train' (a run trained before it existed gets one when resumed)"
+        )
+    cfg = OmegaConf.load(config_path)
+    eval_seed = cfg.seed + 10_000 if seed is None else seed
+    env = make_env(cfg.env.name, seed=eval_seed, device="cpu", **env_options(cfg))
+    try:
+        action_dim = env.action_spec.shape[-1]
+        agent = build_agent(cfg, action_dim, cfg.env.image_size, torch.device(device))
+        expect = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
+                  "agent": cfg.agent.name, "model": OmegaConf.to_container(cfg.model, resolve=True)}
+        state = load_checkpoint(run_dir / "checkpoint.pt", expect=expect, map_location=device)
+        agent.load_state_dict(state["agent"])
+        frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
+        env = with_agent_transforms(env, agent)
+        policy = agent.policy(explore=False)
+        torch.manual_seed(eval_seed)
+        results = []
+        for i in range(episodes):
+            gif = run_dir / "videos" / f"final_eval_{frames:08d}.gif" if video and i == 0 else None
+            results.append(evaluate_policy(env, policy, episodes=1, video_path=gif))
+    finally:
+        env.close()
+    returns = [r["return"] for r in results]
+    out = {"env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames, "updates": int(state["updates"]),
+           "episodes": episodes, "seed": eval_seed, "returns": [round(r, 2) for r in returns],
+           "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+           "return_min": min(returns), "return_max": max(returns)}
+    if "success" in results[0]:
+        out["success"] = float(np.mean([r["success"] for r in results]))
+    (run_dir / f"eval_{frames:08d}.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+@hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="evaluate")
+def main(cfg) -> None:
+    """Hydra entry point; see the module docstring."""
+    import json
+
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    try:
+        result = evaluate_run(cfg.run_dir, episodes=cfg.episodes, seed=cfg.seed, video=cfg.video, device=cfg.device)
+    except (FileNotFoundError, ValueError) as err:  # CheckpointError is a ValueError
+        raise SystemExit(f"error: {err}") from err
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    from vid2act.agents.cli import run
+
+    run(main)

@@ -18,6 +18,7 @@ from omegaconf import MISSING
 
 __all__ = [
     "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "PretrainConfig", "QuickstartConfig", "ReportConfig",
+    "EvaluateConfig",
     "register_configs",
 ]
 
@@ -337,6 +338,26 @@ class ReportConfig:
     metric: str = "eval/return"
 
 
+@dataclass
+class EvaluateConfig:
+    """``python -m vid2act.agents.evaluate``: re-evaluate a finished ``train`` run's checkpoint.
+
+    Attributes:
+        run_dir: the run folder (``config.yaml`` + ``checkpoint.pt``); required.
+        episodes: deterministic episodes, played one after another on one env.
+        seed: eval env seed (``None``: the run's own, ``seed + 10,000``).
+        video: write the first episode as ``videos/final_eval_<env frames>.gif``.
+        device: device of the restored agent; torch_threads: CPU threads (``None``: torch's default).
+    """
+
+    run_dir: str = MISSING
+    episodes: int = 10
+    seed: Optional[int] = None
+    video: bool = True
+    device: str = "cpu"
+    torch_threads: Optional[int] = None
+
+
 def register_configs() -> None:
     """Register the schemas and one ``env`` option per known task in Hydra's ``ConfigStore``.
 
@@ -351,6 +372,7 @@ def register_configs() -> None:
     cs.store(name="pretrain_schema", node=PretrainConfig)
     cs.store(name="quickstart_schema", node=QuickstartConfig)
     cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
     cs.store(group="agent", name="vid2act_schema", node=Vid2ActConfig)

@@ -1,6 +1,7 @@
 """Online training from pixels: ``python -m vid2act.agents.train agent=dreamerv2 env=<suite>/<task> model=<preset>``.
 
-Writes to the run folder (Hydra's, or ``out_dir=``): ``checkpoint.pt`` (+ ``buffer/``, so ``resume=true``
+Writes to the run folder (Hydra's, or ``out_dir=``): ``config.yaml`` (the resolved config, read by
+``python -m vid2act.agents.evaluate``), ``checkpoint.pt`` (+ ``buffer/``, so ``resume=true``
 continues a run), ``<exp>/scalars/*.csv`` metrics (and wandb offline files), ``learning_curve.png`` and
 evaluation GIFs under ``videos/``. Metric names: ``train/loss_*``, ``train/episode_return``,
 ``eval/return``, ``eval/success``, against env frames.
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-__all__ = ["agent_variant", "build_agent", "run_training"]
+__all__ = ["agent_variant", "build_agent", "env_options", "run_training", "write_run_config"]
 
 
 def _device(name: str) -> torch.device:
@@ -107,6 +108,31 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     )
 
 
+def env_options(cfg: DictConfig) -> dict:
+    """Keyword arguments of :func:`~vid2act.envs.make_env` a train config sets (pixels, repeat, length)."""
+    return dict(image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
+                max_episode_steps=cfg.env.max_episode_steps)
+
+
+def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:
+    """Write the resolved train config to ``out_dir/config.yaml`` (atomically); ``evaluate`` rebuilds the
+    run's agent and envs from it. A resumed run rewrites it (its budget may have grown)."""
+    import os
+    import tempfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "config.yaml"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".config.yaml.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(OmegaConf.to_yaml(cfg, resolve=True))
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def run_training(
     cfg: DictConfig, out_dir: pathlib.Path, *, progress_desc: str = "train", progress_position: int | None = None
 ) -> dict[str, float]:
@@ -126,10 +152,7 @@ def run_training(
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     device = _device(cfg.device)
-    env_kwargs = dict(
-        image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
-        max_episode_steps=cfg.env.max_episode_steps,
-    )
+    env_kwargs = env_options(cfg)
     probe = make_env(cfg.env.name, seed=cfg.seed, **env_kwargs)
     action_dim = probe.action_spec.shape[-1]
     action_repeat = getattr(probe, "action_repeat", cfg.env.action_repeat or 1)
@@ -138,16 +161,17 @@ def run_training(
     # Rows = env steps + one reset row per episode: a buffer sized for the budget (+10% + 1000 rows) holds
     # the whole run; a larger one only costs memory and checkpoint size (the dump writes its capacity).
     capacity = min(cfg.buffer_capacity, cfg.env_steps + cfg.env_steps // 10 + 1_000)
-    ckpt = out_dir / "checkpoint.pt"
-    if cfg.resume and ckpt.exists():  # the saved buffer must be reloaded into a buffer of its own size
-        from vid2act.agents.checkpoint import load_checkpoint
-
-        capacity = int(load_checkpoint(ckpt).get("buffer_capacity", capacity))
-    buffer = make_online_buffer(capacity, cfg.batch_size, cfg.seq_len)
     meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
             "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
             "agent_config": OmegaConf.to_container(cfg.agent, resolve=True), "teacher": cfg.teacher,
             "variant": agent_variant(cfg.agent), "seed": cfg.seed}
+    ckpt = out_dir / "checkpoint.pt"
+    if cfg.resume and ckpt.exists():  # refuse another run's checkpoint before touching the run folder;
+        from vid2act.agents.checkpoint import load_checkpoint  # the saved buffer needs a buffer of its size
+
+        capacity = int(load_checkpoint(ckpt, expect=meta).get("buffer_capacity", capacity))
+    write_run_config(cfg, out_dir)
+    buffer = make_online_buffer(capacity, cfg.batch_size, cfg.seq_len)
     logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
                           project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
     loop_cfg = LoopConfig(

@@ -34,7 +34,7 @@ from vid2act.agents.plots import plot_learning_curve
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainableAgent", "LoopConfig", "train_loop"]
+__all__ = ["TrainableAgent", "LoopConfig", "train_loop", "with_agent_transforms"]
 
 
 class TrainableAgent(Protocol):
@@ -93,6 +93,19 @@ class LoopConfig:
     save_video: bool = True
 
 
+def with_agent_transforms(env: EnvBase, agent: TrainableAgent) -> EnvBase:
+    """``env`` wrapped in a ``TransformedEnv`` with the transforms ``agent.policy`` needs (recurrent-state
+    primers, ``InitTracker`` unless the env already writes ``is_init``)."""
+    from torchrl.envs import InitTracker, TransformedEnv
+
+    env = env if isinstance(env, TransformedEnv) else TransformedEnv(env)
+    has_init = "is_init" in env.observation_spec.keys()
+    for transform in agent.env_transforms():
+        if not (has_init and isinstance(transform, InitTracker)):  # make_env already tracks resets
+            env.append_transform(transform)
+    return env
+
+
 def buffer_capacity(buffer) -> int | None:
     """Rows a TorchRL replay buffer can hold (``None`` if its storage does not say)."""
     return getattr(getattr(buffer, "_storage", None), "max_size", None)
@@ -146,7 +159,6 @@ def train_loop(
         CheckpointError: ``resume`` found a checkpoint written for another model / env.
     """
     from torchrl.collectors import Collector
-    from torchrl.envs import InitTracker, TransformedEnv
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,16 +173,8 @@ def train_loop(
             writer.next_episode_id = int(state.get("next_episode_id", 0))
         log.info("resumed from %s at %d env steps, %d updates", ckpt_path, steps, updates)
 
-    def with_transforms(env: EnvBase) -> EnvBase:
-        env = env if isinstance(env, TransformedEnv) else TransformedEnv(env)
-        has_init = "is_init" in env.observation_spec.keys()
-        for transform in agent.env_transforms():
-            if not (has_init and isinstance(transform, InitTracker)):  # make_env already tracks resets
-                env.append_transform(transform)
-        return env
-
-    train_env = with_transforms(make_train_env())
-    eval_env = with_transforms(make_eval_env())
+    train_env = with_agent_transforms(make_train_env(), agent)
+    eval_env = with_agent_transforms(make_eval_env(), agent)
     remaining = cfg.env_steps - steps
     if remaining <= 0:
         log.info("budget of %d env steps already reached", cfg.env_steps)

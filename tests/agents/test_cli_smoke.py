@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vid2act.components.data import OfflineDataset
+from vid2act.envs import default_action_repeat
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
@@ -65,3 +66,10 @@ def test_train_cli_writes_checkpoint_eval_and_resumes(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vid2act.agents.train", *common, "model=small", "env_steps=400",
                            "resume=true"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "does not match this run" in proc.stderr
+    assert "preset: tiny" in (run / "config.yaml").read_text()  # the refused run left the run folder as it was
+    # evaluate: the finished run's checkpoint, rebuilt from its config.yaml, one episode at a time
+    result = json.loads(_run("vid2act.agents.evaluate", f"run_dir={run}", "episodes=2", cwd=tmp_path))
+    assert result["env_frames"] == 300 * default_action_repeat("dmc/cartpole-balance")
+    assert len(result["returns"]) == 2 and result["updates"] == 22
+    assert json.loads((run / f"eval_{result['env_frames']:08d}.json").read_text()) == result
+    assert (run / "videos" / f"final_eval_{result['env_frames']:08d}.gif").stat().st_size > 0
