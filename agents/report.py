@@ -38,12 +38,15 @@ class RunRecord:
 
 
 def _run_labels(run_dir: pathlib.Path) -> tuple[str, str, int] | None:
-    """``(env, agent variant, seed)`` from Hydra's saved config, else from the checkpoint's metadata."""
+    """``(env, agent variant, seed)`` from Hydra's saved config or the run's own ``config.yaml``, else
+    from the checkpoint's metadata."""
     from omegaconf import OmegaConf
 
     from vid2act.agents.train import agent_variant
 
     cfg_path, hydra_path = run_dir / ".hydra" / "config.yaml", run_dir / ".hydra" / "hydra.yaml"
+    if not cfg_path.exists():
+        cfg_path = run_dir / "config.yaml"  # written by train into out_dir= folders too
     if cfg_path.exists():
         cfg = OmegaConf.load(cfg_path)
         agent = agent_variant(cfg.agent)
