@@ -1,10 +1,11 @@
 """Policy evaluation: :func:`evaluate_policy` on one env, and the CLI that re-evaluates a finished run.
 
 ``python -m vid2act.agents.evaluate run_dir=<train run folder> [episodes=10] [video=true]`` rebuilds the
-run's agent from its ``config.yaml``, loads ``checkpoint.pt`` (``weights_only=True``, metadata checked)
-and plays ``episodes`` deterministic episodes on the run's evaluation env (seed ``seed + 10,000``, as
-during training). It prints JSON and writes ``eval_<env frames>.json`` (and the first episode's GIF
-under ``videos/``) into the run folder.
+run's agent from its ``config.yaml``, loads ``checkpoint.pt`` (``weights_only=True``, metadata checked
+like a resume) and plays ``episodes`` deterministic episodes on a fresh env with the seed of the run's
+evaluation env (``seed + 10,000``). It prints JSON and writes ``eval_<env frames>.json`` (and the first
+episode's GIF under ``videos/``) into the run folder, replacing those of an earlier call. Vid2Act runs
+rebuild their agent as in training, so the teacher and source data must still be where the run found them.
 """
 
 from __future__ import annotations
@@ -96,22 +97,23 @@ def evaluate_run(
         device: learner device for the restored agent.
 
     Returns:
-        ``{"env", "agent", "env_frames", "updates", "episodes", "seed", "returns", "return_mean",
-        "return_std", "return_min", "return_max", ["success"]}`` (returns undiscounted, per episode);
-        the same dict is written to ``run_dir/eval_<env frames>.json``.
+        ``{"env", "agent", "env_frames", "updates", "episodes", "seed", "returns", "lengths",
+        "return_mean", "return_std", "return_min", "return_max", ["success"]}`` (undiscounted returns and
+        lengths in env steps, per episode); the same dict is written to ``run_dir/eval_<env frames>.json``.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no ``config.yaml`` (runs trained before it was written: rerun
             ``train`` with ``resume=true`` and the same overrides, which writes it).
-        CheckpointError: ``checkpoint.pt`` is missing or was written for another env / model / agent.
+        CheckpointError: ``checkpoint.pt`` is missing, or was written for another env / model / agent
+            than ``config.yaml`` describes (checked before any weights are loaded).
         ValueError: ``episodes <= 0``.
     """
     import json
 
     from omegaconf import OmegaConf
 
-    from vid2act.agents.checkpoint import load_checkpoint
-    from vid2act.agents.train import build_agent, env_options
+    from vid2act.agents.checkpoint import CheckpointError, load_checkpoint
+    from vid2act.agents.train import _device, build_agent, env_options, run_meta
     from vid2act.agents.trainer import with_agent_transforms
     from vid2act.envs import make_env
 
@@ -124,15 +126,16 @@ def evaluate_run(
             f"{config_path} not found: evaluate needs the run's resolved config, written by "
             f"'python -m vid2act.agents.train' (a run trained before it existed gets one when resumed)"
         )
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise CheckpointError(f"checkpoint not found: {run_dir / 'checkpoint.pt'}")
     cfg = OmegaConf.load(config_path)
+    device = _device(device)
     eval_seed = cfg.seed + 10_000 if seed is None else seed
     env = make_env(cfg.env.name, seed=eval_seed, device="cpu", **env_options(cfg))
     try:
         action_dim = env.action_spec.shape[-1]
-        agent = build_agent(cfg, action_dim, cfg.env.image_size, torch.device(device))
-        expect = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
-                  "agent": cfg.agent.name, "model": OmegaConf.to_container(cfg.model, resolve=True)}
-        state = load_checkpoint(run_dir / "checkpoint.pt", expect=expect, map_location=device)
+        agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
+        state = load_checkpoint(run_dir / "checkpoint.pt", expect=run_meta(cfg, action_dim), map_location=device)
         agent.load_state_dict(state["agent"])
         frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
         env = with_agent_transforms(env, agent)
@@ -147,8 +150,9 @@ def evaluate_run(
     returns = [r["return"] for r in results]
     out = {"env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames, "updates": int(state["updates"]),
            "episodes": episodes, "seed": eval_seed, "returns": [round(r, 2) for r in returns],
-           "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
-           "return_min": min(returns), "return_max": max(returns)}
+           "lengths": [int(r["length"]) for r in results],
+           **{f"return_{k}": round(float(f(returns)), 2)
+              for k, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))}}
     if "success" in results[0]:
         out["success"] = float(np.mean([r["success"] for r in results]))
     (run_dir / f"eval_{frames:08d}.json").write_text(json.dumps(out, indent=1))

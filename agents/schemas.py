@@ -347,7 +347,8 @@ class EvaluateConfig:
         episodes: deterministic episodes, played one after another on one env.
         seed: eval env seed (``None``: the run's own, ``seed + 10,000``).
         video: write the first episode as ``videos/final_eval_<env frames>.gif``.
-        device: device of the restored agent; torch_threads: CPU threads (``None``: torch's default).
+        device: device of the restored agent (``"auto"``: CUDA if available).
+        torch_threads: CPU threads of torch (``None``: torch's default).
     """
 
     run_dir: str = MISSING

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-__all__ = ["agent_variant", "build_agent", "env_options", "run_training", "write_run_config"]
+__all__ = ["agent_variant", "build_agent", "env_options", "run_meta", "run_training", "write_run_config"]
 
 
 def _device(name: str) -> torch.device:
@@ -108,6 +108,14 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     )
 
 
+def run_meta(cfg: DictConfig, action_dim: int) -> dict:
+    """The metadata a run's checkpoint carries and a resume / ``evaluate`` must match (env, sizes, agent)."""
+    return {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
+            "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
+            "agent_config": OmegaConf.to_container(cfg.agent, resolve=True), "teacher": cfg.teacher,
+            "variant": agent_variant(cfg.agent), "seed": cfg.seed}
+
+
 def env_options(cfg: DictConfig) -> dict:
     """Keyword arguments of :func:`~vid2act.envs.make_env` a train config sets (pixels, repeat, length)."""
     return dict(image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
@@ -115,8 +123,9 @@ def env_options(cfg: DictConfig) -> dict:
 
 
 def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:
-    """Write the resolved train config to ``out_dir/config.yaml`` (atomically); ``evaluate`` rebuilds the
-    run's agent and envs from it. A resumed run rewrites it (its budget may have grown)."""
+    """Write the resolved train config to ``out_dir/config.yaml`` (atomically; ``teacher`` and
+    ``source_data`` made absolute); ``evaluate`` rebuilds the run's agent and envs from it. A resumed run
+    rewrites it (its budget may have grown)."""
     import os
     import tempfile
 
@@ -125,7 +134,11 @@ def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".config.yaml.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(OmegaConf.to_yaml(cfg, resolve=True))
+            content = OmegaConf.to_container(cfg, resolve=True)
+            for key in ("teacher", "source_data"):  # readable from any working directory later
+                if content.get(key):
+                    content[key] = os.path.abspath(content[key])
+            f.write(OmegaConf.to_yaml(content))
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
@@ -161,10 +174,7 @@ def run_training(
     # Rows = env steps + one reset row per episode: a buffer sized for the budget (+10% + 1000 rows) holds
     # the whole run; a larger one only costs memory and checkpoint size (the dump writes its capacity).
     capacity = min(cfg.buffer_capacity, cfg.env_steps + cfg.env_steps // 10 + 1_000)
-    meta = {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
-            "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
-            "agent_config": OmegaConf.to_container(cfg.agent, resolve=True), "teacher": cfg.teacher,
-            "variant": agent_variant(cfg.agent), "seed": cfg.seed}
+    meta = run_meta(cfg, action_dim)
     ckpt = out_dir / "checkpoint.pt"
     if cfg.resume and ckpt.exists():  # refuse another run's checkpoint before touching the run folder;
         from vid2act.agents.checkpoint import load_checkpoint  # the saved buffer needs a buffer of its size
@@ -195,9 +205,13 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
     from hydra.core.hydra_config import HydraConfig
 
+    from vid2act.agents.checkpoint import CheckpointError
+
     out_dir = pathlib.Path(cfg.out_dir or HydraConfig.get().runtime.output_dir)
     try:
         result = run_training(cfg, out_dir)
+    except CheckpointError as err:  # resume=true found another run's checkpoint: nothing was touched
+        raise SystemExit(f"error: {err}") from err
     except FloatingPointError as err:
         ckpt = out_dir / "checkpoint.pt"
         kept = f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
