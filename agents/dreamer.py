@@ -50,6 +50,8 @@ class DreamerAgent(nn.Module):
         model_lr, actor_lr, value_lr, adam_eps: Adam settings per part.
         grad_clip: gradient-norm clip per optimiser.
         target_update_period: gradient steps between hard updates of the slow target critic.
+        actor_dist, actor_min_std: the actor's action distribution and its std floor
+            (:func:`~vid2act.components.behavior.make_actor`'s ``dist`` / ``min_std``).
         guidance_dim: size of the actor's guidance input ``g_t`` (0: plain DreamerV2 actor).
         device: learner device.
     """
@@ -73,6 +75,8 @@ class DreamerAgent(nn.Module):
         adam_eps: float = 1e-5,
         grad_clip: float = 100.0,
         target_update_period: int = 100,
+        actor_dist: str = "trunc_normal",
+        actor_min_std: float | None = None,
         guidance_dim: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -81,23 +85,27 @@ class DreamerAgent(nn.Module):
             wm_config, action_dim, horizon=horizon, gamma=gamma, lmbda=lmbda, entropy_scale=entropy_scale,
             reinforce_mix=reinforce_mix, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale,
             model_lr=model_lr, actor_lr=actor_lr, value_lr=value_lr, adam_eps=adam_eps, grad_clip=grad_clip,
-            target_update_period=target_update_period, guidance_dim=guidance_dim, device=device,
+            target_update_period=target_update_period, actor_dist=actor_dist, actor_min_std=actor_min_std,
+            guidance_dim=guidance_dim, device=device,
         )
 
     def _build_dreamer(
         self, wm_config: WorldModelConfig, action_dim: int, *, horizon: int, gamma: float, lmbda: float,
         entropy_scale: float, reinforce_mix: float, kl_balance: float, free_nats: float, kl_scale: float,
         model_lr: float, actor_lr: float, value_lr: float, adam_eps: float, grad_clip: float,
-        target_update_period: int, guidance_dim: int, device: str | torch.device,
+        target_update_period: int, actor_dist: str, actor_min_std: float | None, guidance_dim: int,
+        device: str | torch.device,
     ) -> None:
         """Build the DreamerV2 parts; subclasses build their own modules first, then call this."""
         self.wm_config = wm_config
         self.action_dim = action_dim
         self.grad_clip = grad_clip
+        self.actor_dist = actor_dist
         self.world_model = wm_config.build(action_dim=action_dim, reward_head=True)
         feature_dim = self.world_model.feature_dim
         units, layers = wm_config.mlp_units, wm_config.mlp_layers
-        self.actor = make_actor(feature_dim, action_dim, guidance_dim=guidance_dim, hidden=units, layers=layers)
+        self.actor = make_actor(feature_dim, action_dim, guidance_dim=guidance_dim, hidden=units, layers=layers,
+                                dist=actor_dist, min_std=actor_min_std)
         self.value = make_value_model(feature_dim, hidden=units, layers=layers)
         self.model_loss = WorldModelLoss(
             self.world_model, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale

@@ -104,6 +104,9 @@ class AgentConfig:
         model_lr, actor_lr, value_lr: Adam learning rates; adam_eps: Adam epsilon.
         grad_clip: global gradient-norm clip per optimiser.
         target_update_period: gradient steps between hard updates of the slow target critic.
+        actor_dist: ``"trunc_normal"`` (DreamerV2) or ``"tanh_normal"`` (DreamerV1; its entropy bonus keeps
+            actions off the bounds, see :mod:`vid2act.components.behavior.actor`).
+        actor_min_std: floor of the actor's standard deviation (``None``: 0.1 / 1e-4 per ``actor_dist``).
     """
 
     name: str = "dreamerv2"
@@ -121,6 +124,8 @@ class AgentConfig:
     adam_eps: float = 1e-5
     grad_clip: float = 100.0
     target_update_period: int = 100
+    actor_dist: str = "trunc_normal"
+    actor_min_std: Optional[float] = None
 
 
 @dataclass

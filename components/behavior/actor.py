@@ -3,25 +3,40 @@
 The actor is a TorchRL :class:`~torchrl.modules.ProbabilisticActor`: an ELU
 :class:`~torchrl.modules.MLP` maps the latent feature ``e_t = [belief, state]``
 (and, for Vid2Act's guided actor, the action-guidance feature ``g_t``) to the
-parameters of a :class:`~torchrl.modules.TruncatedNormal` on ``[-1, 1]^A``.
+parameters of a :class:`~torchrl.modules.TruncatedNormal` on ``[-1, 1]^A``
+(default) or of a :class:`~torchrl.modules.TanhNormal` (``dist="tanh_normal"``).
 
-Why a truncated normal (and not ``TanhNormal``): it is the action distribution
-of DreamerV2 for continuous control (``actor.dist: trunc_normal``,
-``min_std: 0.1``), which Vid2Act builds on, and it has a closed-form entropy,
-so the entropy bonus of the actor loss is exact instead of a one-sample
-``-log pi(a)`` estimate. Its samples are reparameterised (inverse-CDF), which
-the dynamics-backpropagation actor gradient needs.
+Why a truncated normal by default: it is the action distribution of DreamerV2
+for continuous control (``actor.dist: trunc_normal``, ``min_std: 0.1``), which
+Vid2Act builds on, and it has a closed-form entropy, so the entropy bonus of
+the actor loss is exact instead of a one-sample ``-log pi(a)`` estimate. Its
+samples are reparameterised (inverse-CDF), which the dynamics-backpropagation
+actor gradient needs.
+
+Why the ``tanh_normal`` option (DreamerV1's actor: ``loc = 5 tanh(x / 5)``,
+``scale = softplus(x + c) + min_std`` with ``scale = 5`` at ``x = 0``): with
+the truncated normal, ``loc = tanh(x)`` saturates once the dynamics gradient
+keeps pushing an action to a bound; Adam still moves ``x`` on the vanishing
+gradient, and nothing pulls it back, because the truncated normal's entropy
+stays bounded at the bound and its gradient vanishes through the same tanh
+(measured on walker-stand with the tiny preset: pre-tanh ``|x|`` of 10-15 on 4
+of 6 action dims, scale at the floor, after ~1,000 updates). The tanh-normal's
+entropy includes ``log(1 - tanh(u)^2)``, whose gradient does not vanish, so the
+entropy bonus holds actions off the bounds.
 """
 from __future__ import annotations
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import NormalParamExtractor, TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data import Bounded
-from torchrl.modules import MLP, ProbabilisticActor, TruncatedNormal
+from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, TruncatedNormal
 
-__all__ = ["TruncNormalParams", "make_actor"]
+__all__ = ["ACTOR_DISTRIBUTIONS", "TruncNormalParams", "make_actor"]
+
+#: Action distributions of :func:`make_actor` and their default ``min_std`` (DreamerV2, DreamerV1).
+ACTOR_DISTRIBUTIONS = {"trunc_normal": 0.1, "tanh_normal": 1e-4}
 
 
 class TruncNormalParams(nn.Module):
@@ -85,7 +100,9 @@ def make_actor(
     guidance_dim: int = 0,
     hidden: int = 400,
     layers: int = 4,
-    min_std: float = 0.1,
+    dist: str = "trunc_normal",
+    min_std: float | None = None,
+    init_std: float = 5.0,
     layer_norm: bool = False,
     activation: type[nn.Module] = nn.ELU,
     feature_key: NestedKey = "feature",
@@ -117,7 +134,13 @@ def make_actor(
             builds the plain DreamerV2 actor that reads ``feature`` only.
         hidden (int): units per hidden layer. Default ``400`` (DreamerV2 DMC).
         layers (int): number of hidden layers. Default ``4`` (DreamerV2 DMC).
-        min_std (float): floor of the action standard deviation. Default ``0.1``.
+        dist (str): ``"trunc_normal"`` (DreamerV2, default) or ``"tanh_normal"``
+            (DreamerV1; see the module docstring for when it matters).
+        min_std (float | None): floor of the standard deviation (of the action
+            for ``trunc_normal``, of the pre-tanh normal for ``tanh_normal``).
+            ``None``: the distribution's default, ``0.1`` / ``1e-4``.
+        init_std (float): ``tanh_normal`` only: pre-tanh standard deviation at a
+            zero network output. Default ``5.0`` (DreamerV1).
         layer_norm (bool): insert ``LayerNorm`` after every hidden linear layer
             (before the activation). Default ``False`` (DreamerV2 DMC: ``norm: none``).
         activation (type[nn.Module]): hidden activation. Default ``nn.ELU``.
@@ -133,7 +156,8 @@ def make_actor(
 
     Raises:
         ValueError: if ``feature_dim``, ``action_dim``, ``hidden`` or ``layers``
-            is not a positive int, ``guidance_dim`` is negative, or ``min_std <= 0``.
+            is not a positive int, ``guidance_dim`` is negative, ``dist`` is
+            unknown, ``min_std <= 0`` or ``init_std <= min_std``.
 
     Examples:
         >>> import torch
@@ -163,15 +187,27 @@ def make_actor(
     )
     in_keys = [feature_key, guidance_key] if guidance_dim > 0 else [feature_key]
     # torchrl's MLP concatenates several inputs along the last dim: [e_t, g_t].
-    params = TensorDictModule(_MultiInputSequential(mlp, TruncNormalParams(min_std)), in_keys=in_keys, out_keys=["loc", "scale"])
+    if dist not in ACTOR_DISTRIBUTIONS:
+        raise ValueError(f"make_actor: dist must be one of {sorted(ACTOR_DISTRIBUTIONS)}, got {dist!r}.")
+    min_std = ACTOR_DISTRIBUTIONS[dist] if min_std is None else float(min_std)
+    if dist == "trunc_normal":
+        head = TruncNormalParams(min_std)
+        distribution_class, distribution_kwargs = TruncatedNormal, {"low": -1.0, "high": 1.0, "tanh_loc": False}
+    else:
+        if not 0 < min_std < init_std:
+            raise ValueError(f"make_actor: need 0 < min_std < init_std, got min_std={min_std}, init_std={init_std}.")
+        head = NormalParamExtractor(scale_mapping=f"biased_softplus_{init_std}_{min_std}")
+        distribution_class = TanhNormal
+        distribution_kwargs = {"low": -1.0, "high": 1.0, "tanh_loc": True, "upscale": 5.0}
+    params = TensorDictModule(_MultiInputSequential(mlp, head), in_keys=in_keys, out_keys=["loc", "scale"])
     log_prob_key = f"{action_key}_log_prob" if isinstance(action_key, str) else (*action_key[:-1], f"{action_key[-1]}_log_prob")
     return ProbabilisticActor(
         params,
         in_keys=["loc", "scale"],
         out_keys=[action_key],
         spec=Bounded(-1.0, 1.0, shape=(action_dim,)),
-        distribution_class=TruncatedNormal,
-        distribution_kwargs={"low": -1.0, "high": 1.0, "tanh_loc": False},
+        distribution_class=distribution_class,
+        distribution_kwargs=distribution_kwargs,
         return_log_prob=True,
         log_prob_key=log_prob_key,
     )

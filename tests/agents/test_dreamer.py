@@ -24,10 +24,10 @@ def _batch(b=2, t=6, seed=0):
     }, [b, t])
 
 
-@pytest.fixture
-def agent():
+@pytest.fixture(params=["trunc_normal", "tanh_normal"])
+def agent(request):
     torch.manual_seed(0)
-    return DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3)
+    return DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3, actor_dist=request.param)
 
 
 def test_update_trains_world_model_actor_and_critic(agent):
@@ -43,7 +43,7 @@ def test_update_trains_world_model_actor_and_critic(agent):
 
 def test_state_dict_round_trip_includes_optimisers(agent):
     agent.update(_batch())
-    clone = DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3)
+    clone = DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3, actor_dist=agent.actor_dist)
     clone.load_state_dict(agent.state_dict())
     for (name, p), q in zip(agent.named_parameters(), clone.parameters()):
         assert torch.equal(p, q), name

@@ -97,6 +97,45 @@ def test_custom_keys():
     assert out["a"].shape == (3, ACTION) and out["a_log_prob"].shape == (3,) and out["v"].shape == (3, 1)
 
 
+def _saturated_actor(dist):
+    """An actor whose last layer outputs pre-tanh loc +10 (and a zero scale input) for every feature."""
+    actor = make_actor(FEATURE, ACTION, hidden=8, layers=1, dist=dist)
+    last = [m for m in actor.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[:ACTION] = 10.0
+    return actor, last
+
+
+def test_tanh_normal_actor_bounds_scale_and_deterministic_action():
+    actor, _ = _saturated_actor("tanh_normal")
+    with set_exploration_type(ExplorationType.RANDOM):
+        out = actor(_batch(64))
+    assert out["action"].abs().max() <= 1 and out["action_log_prob"].shape == (64,)
+    torch.testing.assert_close(out["scale"], torch.full((64, ACTION), 5.0))  # DreamerV1 init_std at zero output
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        mode = actor(_batch(4))["action"]
+    torch.testing.assert_close(mode, torch.tanh(5 * torch.tanh(torch.tensor(10.0 / 5))).expand(4, ACTION))
+
+
+@pytest.mark.parametrize("dist, alive", [("trunc_normal", False), ("tanh_normal", True)])
+def test_entropy_gradient_at_a_saturated_action_mean(dist, alive):
+    """The reason for ``tanh_normal``: its entropy bonus still moves a saturated mean, the truncated normal's not."""
+    from torchrl.modules.distributions.utils import has_analytic_entropy, rsample_and_log_prob
+
+    torch.manual_seed(0)
+    actor, last = _saturated_actor(dist)
+    d = actor.get_dist(_batch(256))
+    entropy = d.entropy() if has_analytic_entropy(d) else -rsample_and_log_prob(d)[1]
+    entropy.mean().backward()
+    pull = last.bias.grad[:ACTION]  # gradient ascent on the entropy moves the loc bias this way
+    if alive:
+        assert (pull < -1e-2).all()  # back towards the centre
+    else:
+        assert pull.abs().max() < 1e-6
+
+
 def test_trunc_normal_params_mapping():
     mapping = TruncNormalParams(min_std=0.1)
     loc, scale = mapping(torch.tensor([[100.0, -100.0, 0.0, 100.0, -100.0, 0.0]]))
@@ -109,7 +148,9 @@ def test_trunc_normal_params_mapping():
 @pytest.mark.parametrize(
     "kwargs",
     [dict(feature_dim=0, action_dim=2), dict(feature_dim=4, action_dim=0), dict(feature_dim=4, action_dim=2, layers=0),
-     dict(feature_dim=4, action_dim=2, guidance_dim=-1), dict(feature_dim=4, action_dim=2, min_std=0.0)],
+     dict(feature_dim=4, action_dim=2, guidance_dim=-1), dict(feature_dim=4, action_dim=2, min_std=0.0),
+     dict(feature_dim=4, action_dim=2, dist="beta"),
+     dict(feature_dim=4, action_dim=2, dist="tanh_normal", min_std=6.0)],
 )
 def test_actor_bad_arguments(kwargs):
     feature_dim, action_dim = kwargs.pop("feature_dim"), kwargs.pop("action_dim")
