@@ -119,6 +119,7 @@ def plot_agent_comparison(
     *,
     metrics: tuple[str, ...] = ("eval/return", "eval/success", "train/episode_return"),
     title: str | None = None,
+    baselines: dict[str, float] | None = None,
 ) -> pathlib.Path | None:
     """Learning curves of several runs on one figure: one panel per metric, one line per run.
 
@@ -126,6 +127,9 @@ def plot_agent_comparison(
         csv_dirs: run name -> its CSV scalar folder.
         out_png: where to write the figure.
         metrics: scalars to plot against env frames (panels without data are left out).
+        title: figure title.
+        baselines: label -> value, drawn as dashed horizontal lines on the first panel (e.g. the
+            return of a random policy on ``eval/return``).
 
     Returns:
         The PNG path, or ``None`` when no run logged any of the metrics.
@@ -140,10 +144,12 @@ def plot_agent_comparison(
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
-    for ax, (metric, runs) in zip(axes[0], panels):
+    for i, (ax, (metric, runs)) in enumerate(zip(axes[0], panels)):
         for name, (x, y) in runs.items():
             if len(x):
                 ax.plot(x, y, marker="o" if len(x) < 30 else None, lw=1.5, label=name)
+        for j, (label, value) in enumerate((baselines or {}).items() if i == 0 else ()):
+            ax.axhline(value, color="k", ls="--", lw=1, alpha=0.4 + 0.3 * j, label=label)
         ax.set_xlabel("env frames")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
