@@ -5,19 +5,47 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "atomic_write", "save_checkpoint", "load_checkpoint"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, or was written for another model / env."""
 
 
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = True) -> pathlib.Path:
+    """Call ``write(f)`` on a temp file in ``path``'s folder, fsync it, then ``os.replace`` it onto ``path``.
+
+    A crash mid-write leaves the previous file at ``path`` intact and no temp file behind.
+
+    Args:
+        path: destination file; parent folders are created.
+        write: writes the content to the open file object.
+        binary: open the temp file in ``"wb"`` (default) or ``"w"`` mode.
+
+    Returns:
+        The path written.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> pathlib.Path:
-    """Write ``state`` to ``path`` atomically (temp file in the same folder, then ``os.replace``).
+    """Write ``state`` to ``path`` atomically (:func:`atomic_write`).
 
     A crash mid-write leaves the previous checkpoint at ``path`` intact.
 
@@ -28,19 +56,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> pathli
     Returns:
         The path written.
     """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(dict(state), f))
 
 
 def load_checkpoint(

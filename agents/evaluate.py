@@ -112,7 +112,7 @@ def evaluate_run(
 
     from omegaconf import OmegaConf
 
-    from vid2act.agents.checkpoint import CheckpointError, load_checkpoint
+    from vid2act.agents.checkpoint import CheckpointError, atomic_write, load_checkpoint
     from vid2act.agents.train import _device, build_agent, env_options, run_meta
     from vid2act.agents.trainer import with_agent_transforms
     from vid2act.envs import make_env
@@ -155,7 +155,7 @@ def evaluate_run(
               for k, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))}}
     if "success" in results[0]:
         out["success"] = float(np.mean([r["success"] for r in results]))
-    (run_dir / f"eval_{frames:08d}.json").write_text(json.dumps(out, indent=1))
+    atomic_write(run_dir / f"eval_{frames:08d}.json", lambda f: f.write(json.dumps(out, indent=1)), binary=False)
     return out
 
 

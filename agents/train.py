@@ -127,23 +127,15 @@ def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:
     ``source_data`` made absolute); ``evaluate`` rebuilds the run's agent and envs from it. A resumed run
     rewrites it (its budget may have grown)."""
     import os
-    import tempfile
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "config.yaml"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".config.yaml.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            content = OmegaConf.to_container(cfg, resolve=True)
-            for key in ("teacher", "source_data"):  # readable from any working directory later
-                if content.get(key):
-                    content[key] = os.path.abspath(content[key])
-            f.write(OmegaConf.to_yaml(content))
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from vid2act.agents.checkpoint import atomic_write
+
+    content = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("teacher", "source_data"):  # readable from any working directory later
+        if content.get(key):
+            content[key] = os.path.abspath(content[key])
+    text = OmegaConf.to_yaml(content)
+    return atomic_write(out_dir / "config.yaml", lambda f: f.write(text), binary=False)
 
 
 def run_training(
