@@ -105,7 +105,7 @@ class DreamerAgent(nn.Module):
         feature_dim = self.world_model.feature_dim
         units, layers = wm_config.mlp_units, wm_config.mlp_layers
         self.actor = make_actor(feature_dim, action_dim, guidance_dim=guidance_dim, hidden=units, layers=layers,
-                                dist=actor_dist, min_std=actor_min_std)
+                                dist=actor_dist, min_std=actor_min_std, return_log_prob=reinforce_mix > 0)
         self.value = make_value_model(feature_dim, hidden=units, layers=layers)
         self.model_loss = WorldModelLoss(
             self.world_model, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale
@@ -118,7 +118,7 @@ class DreamerAgent(nn.Module):
         )
         self.to(device)
         self.target_updater = self.value_loss.make_target_updater(period=target_update_period)
-        adam = dict(eps=adam_eps)
+        adam = dict(eps=adam_eps, foreach=True)  # one batched kernel per op over all parameters
         self.optimizers = {
             "model": torch.optim.Adam(self.model_parameters(), lr=model_lr, **adam),
             "actor": torch.optim.Adam(self.actor.parameters(), lr=actor_lr, **adam),

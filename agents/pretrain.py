@@ -309,6 +309,9 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    from vid2act.agents.runtime import tune_allocator
+
+    tune_allocator()  # large activation buffers are reused instead of re-mmapped at every update
     device = _device(cfg.device)
     data = open_sources(cfg.data, sources=cfg.sources, action_dim=cfg.action_dim, device=device)
     data.buffers(cfg.batch_size, cfg.seq_len)  # loads every source; fails now if no episode has seq_len rows

@@ -75,7 +75,9 @@ class ModelConfig:
     value MLPs use ``mlp_units`` x ``mlp_layers`` like the reward head (DreamerV2).
 
     Attributes:
-        preset: ``"tiny"`` (fast CPU tests), ``"small"``, ``"paper"`` (DreamerV2 sizes).
+        preset: ``"tiny"`` (fast CPU tests), ``"small"``, ``"paper"`` (DreamerV2's DMC sizes),
+            ``"official"`` (the sizes of Vid2Act's released Meta-World code), ``"cpu"`` (tuned to learn
+            on a 2-core CPU).
         latent: ``"categorical"`` (32 x 32 in ``paper``) or ``"gaussian"``.
     """
 

@@ -156,6 +156,9 @@ def run_training(
     torch.manual_seed(cfg.seed)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    from vid2act.agents.runtime import tune_allocator
+
+    tune_allocator()  # large activation buffers are reused instead of re-mmapped at every update
     device = _device(cfg.device)
     env_kwargs = env_options(cfg)
     probe = make_env(cfg.env.name, seed=cfg.seed, **env_kwargs)

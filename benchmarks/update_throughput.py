@@ -21,6 +21,12 @@ Per ``(preset, shape)`` it reports:
   earlier) is left out; the method used is named in ``memory_method`` of the JSON (psutil has no peak
   RSS on Linux, ``ru_maxrss`` is a lifetime high-water mark and is only the fallback).
 - ``params`` (world model), ``params_trainable`` (everything the agent's optimisers train).
+- ``share_of_matmul_peak``: ``flop_per_s`` over this machine's fp32 matmul peak, measured in the
+  same process before the updates (``machine.matmul_peak_flop_per_s``: best of ``--peak-repeats``
+  ``2048 x 2048`` fp32 matmuls with the same thread count).
+
+Presets: ``--presets official`` is the size of Vid2Act's released Meta-World code (Gaussian RSSM
+of 50 dims, belief/hidden 200, cnn depth 32, MLP 4x400); use ``--action-dim 4`` for Meta-World.
 
 ``--vid2act N [N ...]`` also times :class:`Vid2ActAgent` with a mixture :class:`TeacherBank` of
 ``N`` teachers at every ``(preset, shape)`` and reports its ``ratio_vs_dreamerv2`` (seconds per
@@ -57,6 +63,7 @@ from tensordict import TensorDict
 from torch.utils.flop_counter import FlopCounterMode
 
 from vid2act.agents.dreamer import DreamerAgent
+from vid2act.agents.runtime import tune_allocator
 from vid2act.agents.vid2act import Vid2ActAgent
 from vid2act.components.data.rows import row_schema
 from vid2act.components.transfer.teacher_bank import TeacherBank
@@ -248,6 +255,20 @@ def _count_params(params) -> int:
     return sum(p.numel() for p in {id(p): p for p in params}.values())
 
 
+def matmul_peak(device: torch.device, *, size: int = 2048, repeats: int = 10) -> float:
+    """fp32 FLOP/s of the best of ``repeats`` ``size x size`` matmuls (``2 size^3`` FLOPs each)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = math.inf
+    for _ in range(repeats + 1):  # the first call warms up the kernels
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def measure(agent: DreamerAgent, batch: TensorDict, *, repeats: int, warmup: int, memory: MemoryMeter) -> dict:
     """Time ``agent.update`` (see the module docstring); ``memory.start()`` was called before the build."""
     device = agent.device
@@ -363,6 +384,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-tune-allocator", action="store_true",
+                        help="keep glibc's default malloc thresholds (train/pretrain raise them, see agents/runtime.py)")
+    parser.add_argument("--peak-repeats", type=int, default=10, help="timed 2048^2 matmuls for the peak")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -376,13 +400,18 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     device = _device(args.device)
+    allocator_tuned = False if args.no_tune_allocator else tune_allocator()
     memory = MemoryMeter(device)
+    peak = matmul_peak(device, repeats=max(1, args.peak_repeats))
 
     results: dict = {}
     for preset in args.presets:
         results[preset] = {}
         for shape in args.shapes:
-            results[preset][f"{shape[0]}x{shape[1]}"] = benchmark(preset, shape, args, device, memory)
+            figures = benchmark(preset, shape, args, device, memory)
+            for entry in figures.values():
+                entry["share_of_matmul_peak"] = round(entry["flop_per_s"] / peak, 4)
+            results[preset][f"{shape[0]}x{shape[1]}"] = figures
     report = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -390,9 +419,11 @@ def main(argv: list[str] | None = None) -> dict:
             "load_avg_1min": round(os.getloadavg()[0], 2),
             "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "matmul_peak_flop_per_s": _sig(peak),
         },
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "allocator_tuned": allocator_tuned,
         "action_dim": args.action_dim,
         "image_size": IMAGE_SIZE,
         "repeats": args.repeats,

@@ -109,6 +109,7 @@ def make_actor(
     feature_key: NestedKey = "feature",
     guidance_key: NestedKey = "guidance",
     action_key: NestedKey = "action",
+    return_log_prob: bool = True,
 ) -> ProbabilisticActor:
     """Builds the DreamerV2 actor ``pi(a_t | e_t)`` or Vid2Act's guided actor ``pi(a_t | e_t, g_t)``.
 
@@ -118,8 +119,8 @@ def make_actor(
     output is a :class:`~torchrl.modules.TruncatedNormal` (or, with
     ``dist="tanh_normal"``, a :class:`~torchrl.modules.TanhNormal`) over
     ``[-1, 1]^A`` (see the module docstring for why), sampled into ``action`` ``[*B, A]``
-    with its log-probability ``action_log_prob`` ``[*B]`` (nats), plus the
-    distribution parameters ``loc`` and ``scale``.
+    with its log-probability ``action_log_prob`` ``[*B]`` (nats; only with
+    ``return_log_prob=True``), plus the distribution parameters ``loc`` and ``scale``.
 
     Sampling follows TorchRL's exploration type: reparameterised samples under
     ``set_exploration_type(ExplorationType.RANDOM)`` (set by the imagination
@@ -150,6 +151,9 @@ def make_actor(
         guidance_key (NestedKey): input key of ``g_t``. Default ``"guidance"``.
         action_key (NestedKey): output key of the action. Default ``"action"``;
             the log-probability goes to ``<action_key>_log_prob``.
+        return_log_prob (bool): write ``<action_key>_log_prob`` at every call. Default ``True``;
+            ``False`` saves computing it where nothing reads it (DreamerV2's imagination with
+            ``reinforce_mix = 0`` differentiates the returns, not the log-probability).
 
     Returns:
         ProbabilisticActor: ``in_keys`` ``[feature_key(, guidance_key)]``,
@@ -210,6 +214,6 @@ def make_actor(
         spec=Bounded(-1.0, 1.0, shape=(action_dim,)),
         distribution_class=distribution_class,
         distribution_kwargs=distribution_kwargs,
-        return_log_prob=True,
+        return_log_prob=return_log_prob,
         log_prob_key=log_prob_key,
     )

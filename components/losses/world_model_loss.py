@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
 from torch.distributions import kl_divergence
+from torch.nn import functional as F
 from torchrl.objectives import LossModule
 
 from vid2act.components.world_model import WorldModel, preprocess_pixels
@@ -196,15 +197,20 @@ class WorldModelLoss(LossModule):
         model = self.world_model
         pixels = self._get(tensordict, "pixels")
         label = self._get(tensordict, "task_label") if model.label_dim else None
-        out = model.compute(pixels, self._get(tensordict, "prev_action"), self._get(tensordict, "is_first"), label)
+        # The frames are converted once (channels-last, as the encoder and decoder work) and serve
+        # both as the encoder's input and as the reconstruction target.
+        target = preprocess_pixels(_channels_last_frames(pixels))
+        out = model.compute(target, self._get(tensordict, "prev_action"), self._get(tensordict, "is_first"), label)
         tensordict.update(out)
 
         kl_loss, kl_raw = self.balanced_kl(out)
 
-        target = preprocess_pixels(pixels)
-        reco = 0.5 * (out["reco_pixels"] - target).pow(2).flatten(-3).sum(-1)
+        # mean_{B,T} sum_{c,h,w} 0.5 (o - o_hat)^2, as one fused reduction.
+        reco_pixels = out["reco_pixels"]
+        frames = max(1, reco_pixels[..., 0, 0, 0].numel())
+        reco = F.mse_loss(reco_pixels, target.to(reco_pixels.dtype), reduction="sum") * (0.5 / frames)
 
-        losses = {"loss_model_kl": kl_loss, "loss_model_reco": self.reco_scale * reco.mean()}
+        losses = {"loss_model_kl": kl_loss, "loss_model_reco": self.reco_scale * reco}
         reward = tensordict.get(self.tensor_keys.reward, None)
         if model.has_reward_head and reward is not None:
             pred = out["reward_pred"]
@@ -231,3 +237,15 @@ class WorldModelLoss(LossModule):
                 "posterior_entropy": rssm.distribution(out, "posterior").entropy().mean(),
             }
         return TensorDict({**losses, **diagnostics}, batch_size=[])
+
+
+def _channels_last_frames(pixels: torch.Tensor) -> torch.Tensor:
+    """Frames ``[*B, 3, H, W]`` with channels-last strides (values and shape unchanged).
+
+    Converting the ``uint8`` frames costs a quarter of converting the float ones; the encoder and
+    decoder work in this layout, so the conversion is not repeated there.
+    """
+    if pixels.ndim < 4:
+        return pixels
+    flat = pixels.reshape(-1, *pixels.shape[-3:]).contiguous(memory_format=torch.channels_last)
+    return flat.reshape(pixels.shape)

@@ -18,14 +18,14 @@ __all__ = ["WorldModelConfig", "PRESETS", "make_world_model", "make_reward_head"
 
 @dataclass
 class WorldModelConfig:
-    """Sizes of a DreamerV2 world model; the defaults are the paper's (DreamerV2) sizes.
+    """Sizes of a DreamerV2 world model; the defaults are DreamerV2's DeepMind Control sizes.
 
     ``agents/`` maps Hydra's ``model`` config group onto this dataclass; components never read Hydra.
 
     Attributes:
         cnn_depth: encoder/decoder channel multiplier ``d`` (embedding ``E = 32 d``).
-        belief_dim: GRU state size.
-        hidden_dim: width of the RSSM's MLP layers.
+        belief_dim: GRU state size (DreamerV2: 200 on DMC, 600 on Atari).
+        hidden_dim: width of the RSSM's MLP layers (DreamerV2: 200 on DMC, 600 on Atari).
         latent: ``"categorical"`` or ``"gaussian"``.
         num_categoricals: ``C`` (categorical latent).
         num_classes: ``K`` (categorical latent).
@@ -40,8 +40,8 @@ class WorldModelConfig:
     """
 
     cnn_depth: int = 48
-    belief_dim: int = 600
-    hidden_dim: int = 600
+    belief_dim: int = 200
+    hidden_dim: int = 200
     latent: str = "categorical"
     num_categoricals: int = 32
     num_classes: int = 32
@@ -106,13 +106,22 @@ class WorldModelConfig:
         return model
 
 
-#: Named sizes: ``"tiny"`` (fast CPU tests), ``"small"`` (quick experiments), ``"paper"`` (DreamerV2).
+#: Named sizes:
+#:
+#: * ``"tiny"``: fast CPU tests (325K world-model parameters).
+#: * ``"small"``: quick experiments.
+#: * ``"paper"``: DreamerV2's DeepMind Control sizes (belief/hidden 200, 32x32 categorical latents,
+#:   cnn depth 48, MLP 4x400); DreamerV2's Atari setting differs only in belief/hidden 600.
+#: * ``"official"``: the sizes of Vid2Act's released Meta-World code (dreamer-torch based): Gaussian
+#:   latent of 50 dims, belief/hidden 200, cnn depth 32, MLP 4x400.
 PRESETS: dict[str, WorldModelConfig] = {
     "tiny": WorldModelConfig(cnn_depth=8, belief_dim=32, hidden_dim=32, num_categoricals=8, num_classes=8,
                              stoch_dim=8, mlp_units=64, mlp_layers=2),
     "small": WorldModelConfig(cnn_depth=16, belief_dim=200, hidden_dim=200, num_categoricals=16,
                               num_classes=16, stoch_dim=16, mlp_units=200, mlp_layers=2),
     "paper": WorldModelConfig(),
+    "official": WorldModelConfig(cnn_depth=32, belief_dim=200, hidden_dim=200, latent="gaussian", stoch_dim=50,
+                                 mlp_units=400, mlp_layers=4),
 }
 
 
@@ -128,7 +137,7 @@ def make_world_model(
     """Build a world model from a preset name or a :class:`WorldModelConfig`.
 
     Args:
-        preset: ``"tiny"``, ``"small"``, ``"paper"``, or a config.
+        preset: ``"tiny"``, ``"small"``, ``"paper"``, ``"official"`` (see :data:`PRESETS`), or a config.
         action_dim: ``A``.
         label_dim: ``L`` of the one-hot task label (0: none).
         reward_head: attach a reward head.

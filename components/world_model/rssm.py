@@ -58,8 +58,8 @@ class RSSM(nn.Module):
     Args:
         action_dim: ``A``.
         embed_dim: size ``E`` of the encoder's embedding.
-        belief_dim: size of the GRU state ``h_t`` (DreamerV2: 600).
-        hidden_dim: width of the prior/posterior MLP layers (DreamerV2: 600).
+        belief_dim: size of the GRU state ``h_t`` (DreamerV2: 200 on DMC, 600 on Atari).
+        hidden_dim: width of the prior/posterior MLP layers (DreamerV2: 200 on DMC, 600 on Atari).
         latent: ``"categorical"`` or ``"gaussian"``.
         num_categoricals: ``C`` (categorical).
         num_classes: ``K`` (categorical).
@@ -86,8 +86,8 @@ class RSSM(nn.Module):
         *,
         action_dim: int,
         embed_dim: int,
-        belief_dim: int = 600,
-        hidden_dim: int = 600,
+        belief_dim: int = 200,
+        hidden_dim: int = 200,
         latent: str = "categorical",
         num_categoricals: int = 32,
         num_classes: int = 32,

@@ -22,7 +22,7 @@ def test_collect_config_composes_with_any_task():
     assert cfg.out == "data/dmc/walker-walk"
 
 
-@pytest.mark.parametrize("model", ["tiny", "small", "paper"])
+@pytest.mark.parametrize("model", ["tiny", "small", "paper", "official"])
 def test_train_config_composes_for_every_model_preset(model):
     cfg = _compose("train", [f"model={model}", "env=metaworld/button-press", "logger=csv"])
     assert cfg.model.preset == model and cfg.agent.name == "dreamerv2" and cfg.logger.wandb is False

@@ -57,3 +57,24 @@ def test_save_open_loop_writes_png_and_clamps_context(agent, tmp_path):
     assert agent.save_open_loop(_batch(t=3), tmp_path / "short.png", context=5).stat().st_size > 0
     with pytest.raises(ValueError, match="T >= 2"):
         agent.save_open_loop(_batch(t=1), tmp_path / "bad.png")
+
+
+def test_update_without_actor_log_prob_or_per_tensor_adam_is_unchanged(agent):
+    """Skipping the unused log-probability (``reinforce_mix = 0``) and Adam's batched ``foreach`` kernels
+    change no number: two updates give the same parameters as an agent that computes the log-probability
+    at every imagined step and steps Adam one tensor at a time."""
+    assert agent.actor.module[-1].return_log_prob is False and agent.optimizers["model"].defaults["foreach"] is True
+    torch.manual_seed(0)
+    slow = DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3, actor_dist=agent.actor_dist)
+    slow.actor.module[-1].return_log_prob = True
+    for name, opt in slow.optimizers.items():
+        slow.optimizers[name] = torch.optim.Adam(opt.param_groups[0]["params"], lr=opt.defaults["lr"],
+                                                 eps=opt.defaults["eps"], foreach=False)
+    for (name, p), q in zip(agent.named_parameters(), slow.parameters()):
+        assert torch.equal(p, q), name
+    for step in range(2):
+        for learner in (agent, slow):
+            torch.manual_seed(step)
+            learner.update(_batch(seed=step))
+    for (name, p), q in zip(agent.named_parameters(), slow.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")

@@ -152,7 +152,11 @@ def test_presets_build_and_unknown_preset_errors():
         assert wm.rssm.belief_dim == PRESETS[name].belief_dim
     assert sizes["tiny"] < sizes["small"] < sizes["paper"]
     paper = make_world_model("paper", action_dim=6)
-    assert paper.encoder.depth == 48 and paper.rssm.belief_dim == 600 and paper.rssm.state_dim == 32 * 32
+    # DreamerV2's DMC sizes (600 is its Atari belief size).
+    assert paper.encoder.depth == 48 and paper.rssm.belief_dim == 200 and paper.rssm.state_dim == 32 * 32
+    official = make_world_model("official", action_dim=4)  # Vid2Act's released Meta-World code
+    assert (official.encoder.depth, official.rssm.belief_dim, official.rssm.latent.kind,
+            official.rssm.state_dim) == (32, 200, "gaussian", 50)
     with pytest.raises(ValueError, match=r"'paper', 'small', 'tiny'"):
         make_world_model("huge", action_dim=6)
     with pytest.raises(ValueError, match="latent"):
