@@ -35,6 +35,9 @@ class EnvConfig:
         num_workers: parallel environment processes (a TorchRL ``ParallelEnv`` when > 1).
         max_episode_steps: env steps per episode; ``None`` takes the suite default
             (DMC 1000 physics steps / action repeat, Meta-World 500).
+        render_quality: ``"fast"`` (no shadows, reflections or multisampling; ~5x cheaper frames on
+            a CPU) or ``"full"`` (the suite's own look). Datasets record it; teachers, datasets and
+            the target env of one run must agree.
     """
 
     name: str = "???"
@@ -42,6 +45,7 @@ class EnvConfig:
     action_repeat: Optional[int] = None
     num_workers: int = 1
     max_episode_steps: Optional[int] = None
+    render_quality: str = "fast"
 
 
 @dataclass

@@ -117,9 +117,9 @@ def run_meta(cfg: DictConfig, action_dim: int) -> dict:
 
 
 def env_options(cfg: DictConfig) -> dict:
-    """Keyword arguments of :func:`~vid2act.envs.make_env` a train config sets (pixels, repeat, length)."""
+    """Keyword arguments of :func:`~vid2act.envs.make_env` a train config sets (pixels, repeat, length, quality)."""
     return dict(image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
-                max_episode_steps=cfg.env.max_episode_steps)
+                max_episode_steps=cfg.env.max_episode_steps, render_quality=cfg.env.get("render_quality", "full"))
 
 
 def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:

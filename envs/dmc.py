@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from vid2act.envs.rendering import default_mujoco_gl, rendering_error
+from vid2act.envs.rendering import DEFAULT_RENDER_QUALITY, apply_render_quality, default_mujoco_gl, rendering_error
 from vid2act.envs.tasks import TaskId
 
 default_mujoco_gl()
@@ -110,6 +110,7 @@ def make_dmc_env(
     action_repeat: int,
     time_limit: bool = True,
     device: torch.device | str = "cpu",
+    render_quality: str = DEFAULT_RENDER_QUALITY,
 ) -> DMControlWrapper:
     """One DMC env from pixels as a TorchRL :class:`~torchrl.envs.DMControlWrapper`.
 
@@ -121,6 +122,7 @@ def make_dmc_env(
         time_limit: keep the suite's 1000-control-step limit (``False`` removes it; the caller then
             bounds episodes, e.g. with ``StepCounter(max_steps)``).
         device: device of the output tensors.
+        render_quality: ``"fast"`` or ``"full"`` (see :func:`vid2act.envs.rendering.apply_render_quality`).
 
     Returns:
         A ``DMControlWrapper`` with keys ``"pixels"`` uint8 ``[3, S, S]``, ``"action"`` float64
@@ -133,6 +135,7 @@ def make_dmc_env(
     if not time_limit:
         task_kwargs["time_limit"] = math.inf
     env = suite.load(task.domain, task.task, task_kwargs=task_kwargs)
+    apply_render_quality(env.physics.model, render_quality)  # before the wrapper's first render
     env = DMCActionRepeatPixels(
         env, action_repeat=action_repeat, image_size=image_size, camera_id=dmc_camera_id(task.domain)
     )

@@ -39,6 +39,7 @@ def _make_single_env(
     action_repeat: int,
     max_episode_steps: int | None,
     device: str | torch.device,
+    render_quality: str,
 ) -> TransformedEnv:
     """One transformed env; module-level so that ``ParallelEnv`` workers can unpickle it."""
     from torchrl.envs import Compose, DoubleToFloat, InitTracker, StepCounter, TransformedEnv
@@ -54,6 +55,7 @@ def _make_single_env(
             action_repeat=action_repeat,
             time_limit=max_episode_steps is None,
             device=device,
+            render_quality=render_quality,
         )
         # dm_control's specs are float64; the learner and the buffers use float32.
         transforms = [DoubleToFloat(in_keys=["reward"], in_keys_inv=["action"])]
@@ -61,7 +63,8 @@ def _make_single_env(
         from vid2act.envs.meta_world import make_metaworld_env
 
         base = make_metaworld_env(
-            task_id, seed=seed, image_size=image_size, action_repeat=action_repeat, device=device
+            task_id, seed=seed, image_size=image_size, action_repeat=action_repeat, device=device,
+            render_quality=render_quality,
         )
         transforms = []
     # StepCounter always: the "step_count" key is then the same whatever max_episode_steps is.
@@ -80,6 +83,7 @@ def make_env(
     num_workers: int = 1,
     device: str | torch.device = "cpu",
     max_episode_steps: int | None = None,
+    render_quality: str = "fast",
 ) -> EnvBase:
     """Make a pixel env of DeepMind Control or Meta-World v3 as a TorchRL ``EnvBase``.
 
@@ -116,6 +120,10 @@ def make_env(
         device: device on which the env delivers its tensors (the simulators run on CPU).
         max_episode_steps: truncate episodes after this many env steps (policy decisions);
             ``None`` keeps the suite's limit. Meta-World allows at most ``500 // action_repeat``.
+        render_quality: ``"fast"`` (default: no shadows, reflections or multisampling; 5x cheaper
+            frames on a CPU) or ``"full"`` (the suite's own look). Frames of the two differ, so a
+            dataset records its quality and a run must match it
+            (:func:`vid2act.envs.rendering.apply_render_quality`).
 
     Returns:
         A TorchRL ``EnvBase`` (a ``TransformedEnv``, or a ``ParallelEnv`` of them).
@@ -123,7 +131,8 @@ def make_env(
     Raises:
         TypeError: ``task`` is not a string.
         ValueError: unknown task (the message lists the closest valid ids), or a non-positive
-            ``image_size`` / ``action_repeat`` / ``num_workers`` / ``max_episode_steps``, or a
+            ``image_size`` / ``action_repeat`` / ``num_workers`` / ``max_episode_steps``, an unknown
+            ``render_quality``, or a
             Meta-World ``max_episode_steps`` beyond its 500 simulator steps.
         RuntimeError: rendering is unavailable; the message names ``MUJOCO_GL`` and the fix.
 
@@ -150,12 +159,15 @@ def make_env(
                 f"max_episode_steps={max_episode_steps} x action_repeat={action_repeat} exceeds "
                 f"Meta-World's {METAWORLD_MAX_PATH_LENGTH} simulator steps per episode ({task})"
             )
+    from vid2act.envs.rendering import check_render_quality
+
     make_one = functools.partial(
         _make_single_env,
         str(task_id),
         image_size=image_size,
         action_repeat=action_repeat,
         max_episode_steps=max_episode_steps,
+        render_quality=check_render_quality(render_quality),
     )
     if num_workers == 1:
         return make_one(seed=seed, device=device)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vid2act.envs.rendering import default_mujoco_gl, rendering_error
+from vid2act.envs.rendering import DEFAULT_RENDER_QUALITY, apply_render_quality, default_mujoco_gl, rendering_error
 from vid2act.envs.tasks import TaskId
 
 default_mujoco_gl()
@@ -150,6 +150,7 @@ def make_metaworld_env(
     image_size: int,
     action_repeat: int,
     device: torch.device | str = "cpu",
+    render_quality: str = DEFAULT_RENDER_QUALITY,
 ) -> GymWrapper:
     """One Meta-World v3 MT1 env from pixels as a TorchRL :class:`~torchrl.envs.GymWrapper`.
 
@@ -163,6 +164,7 @@ def make_metaworld_env(
         image_size: frame side ``S``.
         action_repeat: simulator steps per env step.
         device: device of the output tensors.
+        render_quality: ``"fast"`` or ``"full"`` (see :func:`vid2act.envs.rendering.apply_render_quality`).
 
     Returns:
         A ``GymWrapper`` with keys ``"pixels"`` uint8 ``[3, S, S]``, ``"observation"`` float32
@@ -179,6 +181,7 @@ def make_metaworld_env(
         height=image_size,
         disable_env_checker=True,  # Meta-World's states leave its own declared bounds
     )
+    apply_render_quality(env.unwrapped.model, render_quality)  # before the wrapper's first render
     env = MetaWorldPixels(env, env_name=task.metaworld_name, action_repeat=action_repeat)
     torchrl_env = GymWrapper(env, device=device)
     torchrl_env.set_info_dict_reader(SuccessReader())
