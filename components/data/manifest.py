@@ -10,6 +10,8 @@ episode. Fields (format version 1)::
     behaviour_policy  "expert", "random", "unknown", ...
     action_dim        A, the stored ``prev_action`` width
     image_size        S, frames are uint8 [3, S, S]
+    render_quality    "full" or "fast": how the frames were rendered (see ``vid2act.envs.make_env``);
+                      optional, absent in manifests written before it, which mean "full"
     episodes          number of episodes
     frames            number of stored rows (= env_steps + episodes: each episode has one extra row)
     env_steps         number of policy decisions (transitions) in all episodes
@@ -29,8 +31,13 @@ from typing import Any
 
 __all__ = [
     "DatasetError",
+    "DEFAULT_RENDER_QUALITY",
     "FORMAT_VERSION",
+    "LEGACY_RENDER_QUALITY",
     "MANIFEST_NAME",
+    "RENDER_QUALITIES",
+    "check_render_quality",
+    "manifest_render_quality",
     "new_manifest",
     "now_utc",
     "read_manifest",
@@ -40,6 +47,15 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+
+# The same values as ``vid2act.envs.rendering`` (kept here so the data layer does not import the envs;
+# tests/components/data/test_offline_dataset.py checks that they agree).
+#: Valid ``render_quality`` values of a dataset's frames.
+RENDER_QUALITIES = ("full", "fast")
+#: ``render_quality`` of a new dataset when none is given: ``make_env``'s default.
+DEFAULT_RENDER_QUALITY = "fast"
+#: ``render_quality`` of a manifest without the field (written before it existed: the suites' own look).
+LEGACY_RENDER_QUALITY = "full"
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "format_version": int,
@@ -77,8 +93,40 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_manifest(*, task: str, suite: str, behaviour_policy: str, action_dim: int, image_size: int) -> dict:
-    """A manifest for an empty dataset."""
+def check_render_quality(quality: Any, where: str = "render_quality") -> str:
+    """Return ``quality`` if it is one of :data:`RENDER_QUALITIES`.
+
+    Args:
+        quality: the value to check.
+        where: what is checked, for the message.
+
+    Raises:
+        ValueError: any other value (the message lists the valid ones).
+    """
+    if quality not in RENDER_QUALITIES:
+        raise ValueError(f"{where} must be one of {list(RENDER_QUALITIES)}, got {quality!r}")
+    return quality
+
+
+def manifest_render_quality(manifest: dict) -> str:
+    """The ``render_quality`` of a manifest's frames: its field, or ``"full"`` for a manifest without one."""
+    return manifest.get("render_quality", LEGACY_RENDER_QUALITY)
+
+
+def new_manifest(
+    *,
+    task: str,
+    suite: str,
+    behaviour_policy: str,
+    action_dim: int,
+    image_size: int,
+    render_quality: str = DEFAULT_RENDER_QUALITY,
+) -> dict:
+    """A manifest for an empty dataset.
+
+    Raises:
+        ValueError: ``render_quality`` is not one of :data:`RENDER_QUALITIES`.
+    """
     stamp = now_utc()
     return {
         "format_version": FORMAT_VERSION,
@@ -87,6 +135,7 @@ def new_manifest(*, task: str, suite: str, behaviour_policy: str, action_dim: in
         "behaviour_policy": behaviour_policy,
         "action_dim": action_dim,
         "image_size": image_size,
+        "render_quality": check_render_quality(render_quality),
         "episodes": 0,
         "frames": 0,
         "env_steps": 0,
@@ -119,8 +168,9 @@ def validate_manifest(manifest: Any, where: str) -> dict:
         ``manifest`` unchanged.
 
     Raises:
-        DatasetError: wrong format version, a missing or mistyped field, or counts that do not
-            match the episode records.
+        DatasetError: wrong format version, a missing or mistyped field, an unknown
+            ``render_quality`` (the field itself is optional), or counts that do not match the
+            episode records.
     """
     if not isinstance(manifest, dict):
         raise DatasetError(f"{where}: expected a JSON object, got {type(manifest).__name__}")
@@ -131,6 +181,10 @@ def validate_manifest(manifest: Any, where: str) -> dict:
     for name in ("action_dim", "image_size"):
         if manifest[name] <= 0:
             raise DatasetError(f"{where}: {name} must be positive, got {manifest[name]}")
+    if "render_quality" in manifest and manifest["render_quality"] not in RENDER_QUALITIES:
+        raise DatasetError(
+            f"{where}: render_quality must be one of {list(RENDER_QUALITIES)}, got {manifest['render_quality']!r}"
+        )
     records = manifest["episode_records"]
     for position, record in enumerate(records):
         if not isinstance(record, dict):

@@ -35,7 +35,9 @@ class MultiTaskOfflineData:
         device: where source rows are held and batches delivered (default CPU).
 
     Raises:
-        ValueError: no datasets, duplicate names, or image sizes that differ.
+        ValueError: no datasets, duplicate names, image sizes that differ, or render qualities that
+            differ (frames of ``"full"`` and ``"fast"`` rendering look different; the message lists
+            every dataset and its quality).
         DatasetError: action dims that differ with ``action_dim=None``, or a source wider than
             ``action_dim`` (the message lists every dataset and its dim).
 
@@ -85,8 +87,17 @@ class MultiTaskOfflineData:
                 "source datasets have different image sizes: "
                 + ", ".join(f"{n}: {ds.image_size}" for n, ds in items)
             )
+        qualities = {ds.render_quality for ds in self.datasets}
+        if len(qualities) > 1:
+            raise ValueError(
+                "source datasets have different render qualities ("
+                + ", ".join(f"{n} ({ds.path}): {ds.render_quality}" for n, ds in items)
+                + "); use datasets of one quality (collect the others again with env.render_quality=<quality>)"
+            )
         self.action_dim: int = action_dim
         self.image_size: int = sizes.pop()
+        #: ``render_quality`` shared by every source's frames (``"full"`` or ``"fast"``).
+        self.render_quality: str = qualities.pop()
         self.device = device
         self._rows: dict[int, TensorDict] = {}
         self._buffers: dict[tuple[int, int], list[SequenceReplayBuffer]] = {}
@@ -112,6 +123,7 @@ class MultiTaskOfflineData:
         Raises:
             FileNotFoundError: ``root`` missing, a named dataset missing, or no dataset under ``root``.
             DatasetError: a dataset is corrupt, or the action dims do not fit (see the class).
+            ValueError: image sizes or render qualities that differ (see the class).
         """
         root = Path(root)
         if not root.is_dir():

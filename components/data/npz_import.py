@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from .manifest import MANIFEST_NAME, DatasetError
+from .manifest import MANIFEST_NAME, DatasetError, check_render_quality
 from .offline_dataset import OfflineDataset
 
 __all__ = ["import_npz_episodes"]
@@ -111,6 +111,7 @@ def import_npz_episodes(
     action_dim: int | None = None,
     image_size: int = 64,
     behaviour_policy: str = "unknown",
+    render_quality: str = "full",
 ) -> list[OfflineDataset]:
     """Import ``<src_dir>/<task>/*.npz`` episode folders into ``<dst_root>/<task>/`` OfflineDatasets.
 
@@ -137,6 +138,8 @@ def import_npz_episodes(
             of the files, which must then all agree within a task.
         image_size: ``S``; files with another image size are an error.
         behaviour_policy: recorded in the manifests.
+        render_quality: how the frames were rendered, recorded in the manifests: ``"full"`` (default:
+            the suites' own look, as DreamerV2 / V-D4RL and the authors' code render) or ``"fast"``.
 
     Returns:
         The imported datasets, in sorted folder order.
@@ -144,7 +147,8 @@ def import_npz_episodes(
     Raises:
         FileNotFoundError: ``src_dir`` missing or without npz files.
         FileExistsError: a destination already exists (and is not an empty directory).
-        ValueError: ``task`` given for several folders, or npz folders nested in one another.
+        ValueError: ``task`` given for several folders, npz folders nested in one another, or an
+            unknown ``render_quality``.
         DatasetError: a corrupt file (not an npz archive, missing ``image``/``action``, wrong shapes
             or dtypes, NaN/Inf, inconsistent action dims, bad episode flags); the message names it.
 
@@ -160,6 +164,7 @@ def import_npz_episodes(
         ('walker_walk', 1, 4, 6)
     """
     src_dir, dst_root = Path(src_dir), Path(dst_root)
+    check_render_quality(render_quality)
     if not src_dir.is_dir():
         raise FileNotFoundError(f"no npz source directory at {src_dir}")
     folders = _task_folders(src_dir)
@@ -197,6 +202,7 @@ def import_npz_episodes(
                 image_size=image_size,
                 behaviour_policy=behaviour_policy,
                 pad_actions=action_dim is not None,
+                render_quality=render_quality,
             )
             for path in files:
                 arrays = first if path == files[0] else _read_npz(path, image_size)

@@ -11,7 +11,17 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from .manifest import MANIFEST_NAME, DatasetError, new_manifest, now_utc, read_manifest, write_manifest
+from .manifest import (
+    DEFAULT_RENDER_QUALITY,
+    MANIFEST_NAME,
+    DatasetError,
+    check_render_quality,
+    manifest_render_quality,
+    new_manifest,
+    now_utc,
+    read_manifest,
+    write_manifest,
+)
 from .rows import ROW_KEYS, row_schema, validate_episode_rows
 from .sequence_buffer import SequenceReplayBuffer, make_sequence_buffer
 
@@ -79,6 +89,7 @@ class OfflineDataset:
         suite: str | None = None,
         pad_actions: bool = False,
         exist_ok: bool = False,
+        render_quality: str = DEFAULT_RENDER_QUALITY,
     ) -> OfflineDataset:
         """Create an empty dataset at ``path``.
 
@@ -91,7 +102,10 @@ class OfflineDataset:
             suite: defaults to the part of ``task`` before ``"/"`` (``"unknown"`` without one).
             pad_actions: let this handle zero-pad episodes of a smaller action dim to ``action_dim``.
             exist_ok: if a dataset already exists at ``path``, open it instead of failing, provided
-                its task, suite, action_dim, image_size and behaviour_policy equal the ones given.
+                its task, suite, action_dim, image_size, behaviour_policy and render_quality equal
+                the ones given.
+            render_quality: how the frames are rendered, ``"fast"`` (``make_env``'s default) or
+                ``"full"``; recorded in the manifest (:attr:`render_quality`).
 
         Returns:
             The dataset handle.
@@ -100,9 +114,11 @@ class OfflineDataset:
             FileExistsError: a dataset exists at ``path`` and ``exist_ok`` is False.
             DatasetError: ``exist_ok`` and the existing dataset is incompatible or corrupt, or
                 ``path`` is a non-empty directory that is not a dataset.
-            ValueError: non-positive ``action_dim`` / ``image_size`` or an empty ``task``.
+            ValueError: non-positive ``action_dim`` / ``image_size``, an empty ``task`` or an unknown
+                ``render_quality``.
         """
         path = Path(path)
+        check_render_quality(render_quality)
         for name, value in (("action_dim", action_dim), ("image_size", image_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -120,7 +136,9 @@ class OfflineDataset:
                 "image_size": image_size,
                 "behaviour_policy": behaviour_policy,
             }
-            clashes = {k: (dataset._manifest[k], v) for k, v in wanted.items() if dataset._manifest[k] != v}
+            stored = {**dataset._manifest, "render_quality": dataset.render_quality}
+            wanted["render_quality"] = render_quality
+            clashes = {k: (stored[k], v) for k, v in wanted.items() if stored[k] != v}
             if clashes:
                 detail = ", ".join(f"{k}: stored {old!r}, requested {new!r}" for k, (old, new) in clashes.items())
                 raise DatasetError(f"{path / MANIFEST_NAME}: existing dataset is incompatible ({detail})")
@@ -129,7 +147,8 @@ class OfflineDataset:
             raise DatasetError(f"{path}: exists and is not an empty directory, refusing to create a dataset there")
         (path / _EPISODES).mkdir(parents=True, exist_ok=True)
         manifest = new_manifest(
-            task=task, suite=suite, behaviour_policy=behaviour_policy, action_dim=action_dim, image_size=image_size
+            task=task, suite=suite, behaviour_policy=behaviour_policy, action_dim=action_dim, image_size=image_size,
+            render_quality=render_quality,
         )
         write_manifest(path, manifest)
         return cls(path, manifest, pad_actions=pad_actions)
@@ -169,8 +188,14 @@ class OfflineDataset:
         behaviour_policy: str,
         suite: str | None = None,
         pad_actions: bool = False,
+        render_quality: str = DEFAULT_RENDER_QUALITY,
     ) -> OfflineDataset:
-        """:meth:`create` with ``exist_ok=True``: open a compatible dataset at ``path`` or make a new one."""
+        """:meth:`create` with ``exist_ok=True``: open a compatible dataset at ``path`` or make a new one.
+
+        Raises:
+            DatasetError: the dataset at ``path`` is incompatible (e.g. another ``render_quality``)
+                or corrupt (see :meth:`create`).
+        """
         return cls.create(
             path,
             task=task,
@@ -180,6 +205,7 @@ class OfflineDataset:
             suite=suite,
             pad_actions=pad_actions,
             exist_ok=True,
+            render_quality=render_quality,
         )
 
     # ------------------------------------------------------------------ properties
@@ -199,6 +225,12 @@ class OfflineDataset:
     @property
     def image_size(self) -> int:
         return self._manifest["image_size"]
+
+    @property
+    def render_quality(self) -> str:
+        """How the frames were rendered: ``"full"`` or ``"fast"`` (``"full"`` for manifests written before
+        the field existed)."""
+        return manifest_render_quality(self._manifest)
 
     @property
     def episodes(self) -> int:
@@ -224,7 +256,7 @@ class OfflineDataset:
         return (
             f"OfflineDataset(path={str(self.path)!r}, task={m['task']!r}, policy={m['behaviour_policy']!r}, "
             f"episodes={m['episodes']}, frames={m['frames']}, action_dim={m['action_dim']}, "
-            f"image_size={m['image_size']})"
+            f"image_size={m['image_size']}, render_quality={self.render_quality!r})"
         )
 
     # ------------------------------------------------------------------ reading
@@ -373,6 +405,7 @@ class OfflineDataset:
             "action_dim": rows["prev_action"].shape[-1],  # before zero-padding
         }
         manifest = copy.deepcopy(self._manifest)
+        manifest["render_quality"] = self.render_quality  # a manifest of before the field: now explicit
         manifest["episode_records"].append(record)
         manifest["episodes"] += 1
         manifest["frames"] += record["length"]

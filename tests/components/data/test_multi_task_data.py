@@ -104,3 +104,17 @@ def test_missing_and_mismatched_roots(tmp_path, root, make_episode):
     _source(tmp_path / "big" / "y", make_episode, task="dmc/y", action_dim=4, value=1, image_size=8)
     with pytest.raises(ValueError, match="different image sizes"):
         MultiTaskOfflineData.from_root(tmp_path / "big")
+
+
+def test_render_quality_is_shared_and_mixed_qualities_are_refused(tmp_path, make_episode):
+    root = tmp_path / "data"
+    for name, quality in (("a", "fast"), ("b", "fast"), ("c", "full")):
+        OfflineDataset.create(root / name, task=f"dmc/{name}", action_dim=2, image_size=8, behaviour_policy="random",
+                              render_quality=quality).append_episode(make_episode(4, action_dim=2))
+    assert MultiTaskOfflineData.from_root(root, names=["a", "b"]).render_quality == "fast"
+    assert MultiTaskOfflineData.from_root(root, names=["c"]).render_quality == "full"
+    with pytest.raises(ValueError) as info:
+        MultiTaskOfflineData.from_root(root)
+    message = str(info.value)
+    assert "different render qualities" in message and f"c ({root / 'c'}): full" in message
+    assert "a (" in message and ": fast" in message and "env.render_quality=" in message

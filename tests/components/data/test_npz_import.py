@@ -140,3 +140,15 @@ def test_missing_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no \\*.npz files"):
         import_npz_episodes(tmp_path / "empty", tmp_path / "dst")
+
+
+def test_import_records_render_quality_full_unless_told(tmp_path):
+    src = tmp_path / "src"
+    _write(src / "walker_walk" / "ep.npz", _npz_arrays(4))
+    [ds] = import_npz_episodes(src, tmp_path / "dst", image_size=S)
+    assert ds.render_quality == "full" and ds.manifest["render_quality"] == "full"
+    [fast] = import_npz_episodes(src, tmp_path / "dst_fast", image_size=S, render_quality="fast")
+    assert OfflineDataset.open(fast.path).render_quality == "fast"
+    with pytest.raises(ValueError, match="render_quality must be one of"):
+        import_npz_episodes(src, tmp_path / "dst_bad", image_size=S, render_quality="ultra")
+    assert not (tmp_path / "dst_bad").exists()

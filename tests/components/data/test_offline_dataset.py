@@ -321,3 +321,44 @@ def test_open_truncated_or_garbled_episode_files(tmp_path, make_episode):
     (other / "episodes" / "000000" / "meta.json").write_text("{not json")
     with pytest.raises(DatasetError, match="000000: unreadable episode"):
         OfflineDataset.open(other)
+
+
+# ---------------------------------------------------------------------------- render_quality
+def test_render_quality_round_trip_and_constants_match_the_envs(tmp_path, make_episode):
+    from vid2act.components.data import manifest as manifest_module
+    from vid2act.envs import rendering
+
+    assert manifest_module.RENDER_QUALITIES == rendering.RENDER_QUALITIES
+    assert manifest_module.DEFAULT_RENDER_QUALITY == rendering.DEFAULT_RENDER_QUALITY
+    default = _create(tmp_path / "default")
+    assert default.render_quality == "fast" and default.manifest["render_quality"] == "fast"
+    ds = _create(tmp_path / "full", render_quality="full")
+    ds.append_episode(make_episode(2))
+    reopened = OfflineDataset.open(tmp_path / "full")
+    assert reopened.render_quality == "full" and reopened.manifest["render_quality"] == "full"
+    assert json.loads((tmp_path / "full" / "manifest.json").read_text())["render_quality"] == "full"
+    assert "render_quality='full'" in repr(reopened)
+    with pytest.raises(ValueError, match=r"render_quality must be one of \['full', 'fast'\], got 'ultra'"):
+        _create(tmp_path / "bad", render_quality="ultra")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_manifest_without_render_quality_means_full(tmp_path, make_episode):
+    path = tmp_path / "old"
+    _create(path, render_quality="full").append_episode(make_episode(2))
+    _edit_manifest(path, lambda m: m.pop("render_quality"))  # a manifest written before the field
+    old = OfflineDataset.open(path)
+    assert old.render_quality == "full" and "render_quality" not in old.manifest
+    with pytest.raises(DatasetError, match="render_quality: stored 'full', requested 'fast'"):
+        _create(path, exist_ok=True)  # the default quality is "fast"
+    same = _create(path, exist_ok=True, render_quality="full")
+    same.append_episode(make_episode(3, seed=1))
+    assert OfflineDataset.open(path).manifest["render_quality"] == "full"  # now explicit
+
+
+def test_unknown_render_quality_in_a_manifest_is_refused(tmp_path, make_episode):
+    path = tmp_path / "ds"
+    _create(path).append_episode(make_episode(2))
+    _edit_manifest(path, lambda m: m.update(render_quality="ultra"))
+    with pytest.raises(DatasetError, match="render_quality must be one of"):
+        OfflineDataset.open(path)
