@@ -8,12 +8,15 @@ Usage::
 Episodes go through the same env (:func:`vid2act.envs.make_env`) and TorchRL ``Collector`` as any other
 policy; the collector yields complete trajectories (``trajs_per_batch=1``), each appended atomically, so an
 interrupted run keeps every finished episode. An existing dataset at ``out`` is appended to (its task,
-action dim and image size must match).
+action dim, image size and render quality must match). The manifest records ``env.render_quality``
+(``fast`` by default, ``full`` for the suites' own look): teachers and targets must use the same.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pathlib
 import time
 from dataclasses import dataclass
 
@@ -24,7 +27,7 @@ from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
-__all__ = ["collect", "CollectSummary"]
+__all__ = ["check_append_quality", "collect", "CollectSummary"]
 
 
 @dataclass
@@ -46,6 +49,34 @@ class CollectSummary:
     dataset_episodes: int
 
 
+def check_append_quality(out: str | os.PathLike, render_quality: str) -> None:
+    """Refuse to append frames of ``render_quality`` to a dataset at ``out`` rendered at another quality.
+
+    A manifest without the field (written before it existed) holds ``"full"`` frames. Nothing happens
+    when ``out`` holds no dataset yet.
+
+    Args:
+        out: dataset directory.
+        render_quality: the quality of the frames to append.
+
+    Raises:
+        ValueError: the qualities differ (one line: both qualities, the path and the two fixes).
+        DatasetError: the manifest at ``out`` is corrupt.
+    """
+    from vid2act.components.data.manifest import MANIFEST_NAME, manifest_render_quality, read_manifest
+
+    out = pathlib.Path(out)
+    if not (out / MANIFEST_NAME).is_file():
+        return
+    stored = manifest_render_quality(read_manifest(out))
+    if stored != render_quality:
+        raise ValueError(
+            f"the dataset at {out} holds render_quality={stored!r} frames, this collection renders "
+            f"render_quality={render_quality!r}; pass env.render_quality={stored} to append to it, or a new "
+            f"out=<folder> for {render_quality!r} frames"
+        )
+
+
 def collect(
     task: str,
     out: str,
@@ -60,6 +91,7 @@ def collect(
     expert_noise: float = 0.0,
     device: str = "cpu",
     progress: bool = True,
+    render_quality: str = "fast",
 ) -> CollectSummary:
     """Append ``episodes`` whole episodes of ``policy`` on ``task`` to the dataset at ``out``.
 
@@ -73,23 +105,30 @@ def collect(
             :func:`vid2act.envs.make_env`.
         expert_noise: std of Gaussian noise on expert actions.
         progress: show a tqdm bar (episodes, env steps/s).
+        render_quality: ``"fast"`` (default, as :func:`~vid2act.envs.make_env`) or ``"full"``; recorded in
+            the dataset's manifest.
 
     Returns:
         A :class:`CollectSummary`.
 
     Raises:
-        ValueError: unknown policy, non-positive ``episodes``, or a dataset at ``out`` recorded for
-            another task / action dim / image size.
+        ValueError: unknown policy or ``render_quality``, non-positive ``episodes``, a dataset at ``out``
+            whose frames were rendered at another ``render_quality`` (checked before any env is made;
+            the message names both qualities and the fix), or one recorded for another task / action
+            dim / image size / policy (a :class:`~vid2act.components.data.DatasetError`).
     """
     from torchrl.collectors import Collector
 
     from vid2act.components.data import OfflineDataset, rollout_to_rows
     from vid2act.envs import make_env, make_expert_policy
+    from vid2act.envs.rendering import check_render_quality
 
     if policy not in ("expert", "random"):
         raise ValueError(f"policy must be 'expert' or 'random', got {policy!r}")
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
+    check_render_quality(render_quality)
+    check_append_quality(out, render_quality)
     torch.manual_seed(seed)
 
     env = make_env(
@@ -100,11 +139,13 @@ def collect(
         num_workers=num_workers,
         device=device,
         max_episode_steps=max_episode_steps,
+        render_quality=render_quality,
     )
     action_dim = env.action_spec.shape[-1]
     actor = make_expert_policy(task, noise=expert_noise, seed=seed) if policy == "expert" else None
     dataset = OfflineDataset.open_or_create(
-        out, task=task, action_dim=action_dim, image_size=image_size, behaviour_policy=policy
+        out, task=task, action_dim=action_dim, image_size=image_size, behaviour_policy=policy,
+        render_quality=render_quality,
     )
     collector = Collector(
         env,
@@ -162,11 +203,12 @@ def main(cfg: DictConfig) -> None:
         max_episode_steps=cfg.env.max_episode_steps,
         expert_noise=cfg.expert_noise,
         device=cfg.device,
+        render_quality=cfg.env.get("render_quality", "fast"),
     )
     success = "" if summary.success_rate is None else f", success rate {summary.success_rate:.2f}"
     print(
         f"collected {summary.episodes} episodes, {summary.env_steps} env steps of {cfg.env.name} "
-        f"({cfg.policy}) into {cfg.out}: mean return {summary.mean_return:.2f}{success}; "
+        f"({cfg.policy}, render_quality {cfg.env.get('render_quality', 'fast')}) into {cfg.out}: mean return {summary.mean_return:.2f}{success}; "
         f"dataset now holds {summary.dataset_episodes} episodes"
     )
 
