@@ -10,11 +10,12 @@ teacher order; default: all, sorted by name). Each gradient step trains on a bal
 ``batch_size`` sequences of ``seq_len`` rows from every source, actions zero-padded to ``action_dim``
 (``None``: the widest source). ``mixture``: one world model conditioned on the one-hot source label,
 trained on the flattened ``[N * B, T]`` batch; ``ensemble``: ``N`` independent world models, model
-``i`` on source ``i``'s ``[B, T]`` slice.
+``i`` on source ``i``'s ``[B, T]`` slice. All sources must share one ``render_quality`` (their manifests'
+field; ``full`` when absent), which the checkpoint records: a target run must render the same.
 
 Writes to the run folder (Hydra's, or ``out_dir=``): ``teachers.pt`` (a teacher checkpoint that
-:meth:`vid2act.components.transfer.teacher_bank.TeacherBank.from_checkpoint` loads; ``resume=true``
-continues from it), ``metrics/scalars/*.csv`` (and wandb offline files) against gradient steps
+:meth:`vid2act.components.transfer.teacher_bank.TeacherBank.from_checkpoint` loads, with the sources'
+``render_quality``; ``resume=true`` continues from it), ``metrics/scalars/*.csv`` (and wandb offline files) against gradient steps
 (``train/loss_model_reco``, ``train/kl``, per source ``train/loss_model_reco/<task>``,
 ``train/loss_model_kl/<task>``, ``train/kl/<task>``), and ``open_loop/<task>_step<k>.png``: per
 source, ground truth / posterior reconstruction of the first frames, then open-loop prior
@@ -43,10 +44,16 @@ from vid2act.components.world_model import IMAGE_SHAPE, WorldModelConfig, prepro
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TeacherTrainer", "open_sources", "run_pretraining", "CHECKPOINT_NAME"]
+__all__ = ["TeacherTrainer", "open_sources", "run_pretraining", "teacher_render_quality", "CHECKPOINT_NAME"]
 
 #: File name of the teacher checkpoint inside the run folder.
 CHECKPOINT_NAME = "teachers.pt"
+
+
+def teacher_render_quality(checkpoint: dict[str, Any]) -> str:
+    """The ``render_quality`` of the frames a teacher checkpoint (or a ``TeacherBank.metadata``) was
+    pretrained on: its ``"render_quality"`` entry, ``"full"`` for checkpoints written before it existed."""
+    return checkpoint.get("render_quality", "full")
 
 
 def open_sources(
@@ -72,7 +79,8 @@ def open_sources(
         FileNotFoundError: ``root`` missing, no dataset under it, or a named source missing (the
             message lists the available ones).
         DatasetError: a source without episodes, a corrupt source, or a source wider than ``action_dim``.
-        ValueError: duplicate names, frames that are not ``64 x 64``.
+        ValueError: duplicate names, frames that are not ``64 x 64``, or sources of different
+            ``render_quality`` (one line listing each source's quality and the fixes).
     """
     root = pathlib.Path(root)
     if not root.is_dir():
@@ -96,6 +104,14 @@ def open_sources(
         from vid2act.components.data import DatasetError
 
         raise DatasetError(f"source datasets without episodes: {empty}; collect episodes or leave them out with sources=[...]")
+    qualities = {name: ds.render_quality for name, ds in datasets.items()}
+    if len(set(qualities.values())) > 1:
+        listing = ", ".join(f"{name}: {quality}" for name, quality in qualities.items())
+        raise ValueError(
+            f"data={root}: the source datasets mix render qualities ({listing}); teachers must be "
+            "pretrained on frames of one quality: pick sources of one quality with sources=[...] or "
+            "collect the others again with env.render_quality=<quality>"
+        )
     if action_dim is None:
         action_dim = max(ds.action_dim for ds in datasets.values())
     data = MultiTaskOfflineData(datasets, action_dim=action_dim, device=device)
@@ -278,6 +294,18 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _resumed_gru(config: WorldModelConfig, path: pathlib.Path) -> WorldModelConfig:
+    """``config`` with the GRU cell of the checkpoint at ``path`` (a resume that leaves ``model.gru`` unset;
+    checkpoints written before the option existed were ``"torch"``, see ``checkpoint.upgrade_meta``)."""
+    from vid2act.agents.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(path).get("meta", {}).get("model_config", {}).get("gru")
+    if saved is None or saved == config.gru:
+        return config
+    log.info("resume: model.gru=%s, as the checkpoint", saved)
+    return dataclasses.replace(config, gru=saved)
+
+
 def _slug(task: str) -> str:
     return task.replace("/", "_")
 
@@ -290,8 +318,10 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
         ``checkpoint`` path, ``open_loop`` folder, ``sources``.
 
     Raises:
-        FileNotFoundError / DatasetError / ValueError: bad sources or config (before training).
-        CheckpointError: ``resume`` found a checkpoint of another layout / sources / model.
+        FileNotFoundError / DatasetError / ValueError: bad sources or config (before training), e.g.
+            sources of different ``render_quality``.
+        CheckpointError: ``resume`` found a checkpoint of another layout / sources / model, or one
+            pretrained on frames of another ``render_quality`` than the sources'.
         FloatingPointError: a loss became NaN/Inf (the last checkpoint on disk is kept).
     """
     from tqdm.auto import tqdm
@@ -317,6 +347,8 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     data.buffers(cfg.batch_size, cfg.seq_len)  # loads every source; fails now if no episode has seq_len rows
     names = list(data.names)
     wm_config = world_model_config(cfg.model)
+    if cfg.resume and cfg.model.get("gru") is None and (out_dir / CHECKPOINT_NAME).exists():
+        wm_config = _resumed_gru(wm_config, out_dir / CHECKPOINT_NAME)
     trainer = TeacherTrainer(
         wm_config, layout=cfg.layout, source_tasks=names, action_dim=data.action_dim,
         kl_balance=cfg.kl_balance, free_nats=cfg.free_nats, kl_scale=cfg.kl_scale, lr=cfg.lr,
@@ -329,6 +361,14 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     step = 0
     if cfg.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, expect=meta, map_location=device)
+        if teacher_render_quality(state) != data.render_quality:
+            from vid2act.agents.checkpoint import CheckpointError
+
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} was pretrained on render_quality={teacher_render_quality(state)!r} "
+                f"frames, the sources under data={cfg.data} are {data.render_quality!r}; resume with sources "
+                "of its quality or start a new out_dir"
+            )
         trainer.restore(state)
         step = int(state["steps"])
         log.info("resumed from %s at %d gradient steps", ckpt_path, step)
@@ -339,7 +379,7 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     def save() -> None:
         extra = dict(
             source_action_dims=data.source_action_dims, image_size=data.image_size,
-            data_root=str(pathlib.Path(cfg.data).resolve()),
+            render_quality=data.render_quality, data_root=str(pathlib.Path(cfg.data).resolve()),
             manifests={name: ds.manifest for name, ds in zip(names, data.datasets)}, steps=step, meta=meta,
         )
         save_checkpoint(ckpt_path, trainer.checkpoint(**extra))
@@ -355,8 +395,8 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
 
     logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
                           project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
-    log.info("pretraining %d %s teachers on %s (action_dim %d) for %d gradient steps", len(names), cfg.layout,
-             names, data.action_dim, cfg.steps)
+    log.info("pretraining %d %s teachers on %s (action_dim %d, render_quality %s) for %d gradient steps",
+             len(names), cfg.layout, names, data.action_dim, data.render_quality, cfg.steps)
     bar = tqdm(total=cfg.steps, initial=step, unit="step", desc="pretrain", disable=not cfg.progress)
     start_step, t0, last = step, time.perf_counter(), {}
     try:

@@ -158,6 +158,8 @@ def test_cli_writes_teacher_checkpoint_previews_and_per_source_metrics(root, mix
     assert meta["steps"] == 4 and meta["image_size"] == 64 and meta["data_root"] == str(root.resolve())
     assert set(meta["manifests"]) == set(TASKS) and meta["source_action_dims"] == dict(zip(TASKS, (1, 2)))
     assert meta["manifests"]["reacher-easy"]["task"] == "dmc/reacher-easy"
+    # the collect CLI recorded env.render_quality's default, pretraining carried it into the checkpoint
+    assert meta["render_quality"] == "fast" and meta["manifests"]["reacher-easy"]["render_quality"] == "fast"
     batch = open_sources(root).sample(1, 8)
     narrow = bank.teacher_features(batch["pixels"][0], batch["prev_action"][0, ..., :1], batch["is_first"][0])
     assert narrow.shape == (2, 1, 8, bank.feature_dim) and torch.isfinite(narrow).all()
@@ -188,3 +190,69 @@ def test_cli_resumes_and_refuses_another_layout(root, mixture_run, tmp_path):
                 f"out_dir={run}", cwd=tmp_path, ok=False)
     assert "layout: checkpoint has 'mixture', expected 'ensemble'" in proc.stderr
     assert torch.load(run / "teachers.pt", weights_only=True)["steps"] == 6  # the checkpoint is kept
+
+
+# ---------------------------------------------------------------------------- render_quality
+def _synthetic_sources(base, qualities):
+    """64x64 random-frame datasets ``src-<i>`` of the given render qualities (one 12-step episode each)."""
+    from tensordict import TensorDict
+
+    for i, quality in enumerate(qualities):
+        g = torch.Generator().manual_seed(i)
+        rows = 13
+        position = torch.arange(rows).unsqueeze(-1)
+        action = torch.rand(rows, 2, generator=g) * 2 - 1
+        action[0] = 0
+        ds = OfflineDataset.create(base / f"src-{i}", task=f"dmc/src-{i}", action_dim=2, behaviour_policy="random",
+                                   render_quality=quality)
+        ds.append_episode(TensorDict({
+            "pixels": torch.randint(0, 256, (rows, 3, 64, 64), dtype=torch.uint8, generator=g),
+            "prev_action": action, "reward": torch.zeros(rows, 1), "is_first": position == 0,
+            "is_last": position == rows - 1, "is_terminal": torch.zeros(rows, 1, dtype=torch.bool),
+            "success": torch.zeros(rows, 1, dtype=torch.bool),
+        }, [rows]))
+    return base
+
+
+def _pretrain_cfg(data, *overrides):
+    from hydra import compose, initialize_config_module
+
+    from vid2act.agents.schemas import register_configs
+
+    register_configs()
+    with initialize_config_module("vid2act.configs", version_base="1.3"):
+        return compose("pretrain", overrides=[f"data={data}", "model=tiny", "logger=csv", "steps=1", "batch_size=1",
+                                              "seq_len=6", "log_every=1", "checkpoint_every=0", "preview_sequences=0",
+                                              "progress=false", "device=cpu", *overrides])
+
+
+def test_sources_of_mixed_render_quality_are_refused(tmp_path):
+    root = _synthetic_sources(tmp_path / "data", ["fast", "full"])
+    with pytest.raises(ValueError) as info:
+        open_sources(root)
+    message = str(info.value)
+    assert "\n" not in message and "src-0: fast" in message and "src-1: full" in message
+    assert "sources=[...]" in message and "env.render_quality=" in message
+    assert open_sources(root, sources=["src-1"]).render_quality == "full"
+    from vid2act.agents.pretrain import run_pretraining
+
+    with pytest.raises(ValueError, match="mix render qualities"):
+        run_pretraining(_pretrain_cfg(root), tmp_path / "run")
+    assert not (tmp_path / "run" / "teachers.pt").exists()
+
+
+def test_teacher_checkpoint_records_render_quality_and_resume_checks_it(tmp_path):
+    from vid2act.agents.checkpoint import CheckpointError
+    from vid2act.agents.pretrain import run_pretraining, teacher_render_quality
+
+    fast = _synthetic_sources(tmp_path / "fast", ["fast", "fast"])
+    run = tmp_path / "run"
+    run_pretraining(_pretrain_cfg(fast), run)
+    state = torch.load(run / "teachers.pt", weights_only=True)
+    assert state["render_quality"] == "fast" and teacher_render_quality(state) == "fast"
+    assert TeacherBank.from_checkpoint(run / "teachers.pt").metadata["render_quality"] == "fast"
+    assert teacher_render_quality({}) == "full"  # checkpoints written before the field
+    full = _synthetic_sources(tmp_path / "full", ["full", "full"])
+    with pytest.raises(CheckpointError, match="render_quality='fast' frames, the sources under .* are 'full'"):
+        run_pretraining(_pretrain_cfg(full, "resume=true", "steps=2"), run)
+    assert torch.load(run / "teachers.pt", weights_only=True)["steps"] == 1
