@@ -5,9 +5,12 @@
 - :class:`MultiTaskOfflineData` -- ``N`` datasets sampled in balanced ``[N, B, T]`` batches with
   ``task_index``, actions zero-padded to a common ``action_dim``.
 - :func:`rollout_to_rows` -- a TorchRL rollout of one episode ``[T]`` -> Dreamer rows ``[T + 1]``.
+- :class:`EpisodeWriter` / :func:`make_online_buffer` -- online replay: collector batches -> whole
+  episodes in a TorchRL ``[B, T]`` sequence buffer.
 - :func:`import_npz_episodes` -- dreamer-style npz folders (DreamerV2, V-D4RL) -> OfflineDatasets.
 """
 
+from .episode_writer import EpisodeWriter, make_online_buffer
 from .manifest import FORMAT_VERSION, DatasetError
 from .multi_task import MultiTaskOfflineData
 from .npz_import import import_npz_episodes
@@ -17,6 +20,7 @@ from .sequence_buffer import SequenceReplayBuffer, make_sequence_buffer
 
 __all__ = [
     "DatasetError",
+    "EpisodeWriter",
     "FORMAT_VERSION",
     "FLAG_KEYS",
     "MultiTaskOfflineData",
@@ -24,6 +28,7 @@ __all__ = [
     "ROW_KEYS",
     "SequenceReplayBuffer",
     "import_npz_episodes",
+    "make_online_buffer",
     "make_sequence_buffer",
     "pad_action_dim",
     "rollout_to_rows",
