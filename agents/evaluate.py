@@ -6,6 +6,8 @@ like a resume) and plays ``episodes`` deterministic episodes on a fresh env with
 evaluation env (``seed + 10,000``). It prints JSON and writes ``eval_<env frames>.json`` (and the first
 episode's GIF under ``videos/``) into the run folder, replacing those of an earlier call. Vid2Act runs
 rebuild their agent as in training, so the teacher and source data must still be where the run found them.
+The env renders at the run's ``env.render_quality`` (``full`` for a ``config.yaml`` written before the
+option existed, which is how those runs were rendered).
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def evaluate_run(
             ``train`` with ``resume=true`` and the same overrides, which writes it).
         CheckpointError: ``checkpoint.pt`` is missing, or was written for another env / model / agent
             than ``config.yaml`` describes (checked before any weights are loaded).
-        ValueError: ``episodes <= 0``.
+        ValueError: ``episodes <= 0``, or the run's ``env.render_quality`` differs from its teachers' or
+            source datasets' (see :func:`~vid2act.agents.train.build_agent`).
     """
     import json
 

@@ -1,7 +1,7 @@
 """The main job end to end on real Meta-World: ``python -m vid2act.agents.quickstart`` (``make quickstart``).
 
-1. collect scripted-expert demonstrations of the source tasks (cached: a dataset that already holds
-   ``demos`` episodes is reused);
+1. collect scripted-expert demonstrations of the source tasks at ``render_quality`` (cached: a dataset
+   that already holds ``demos`` episodes is reused; one of another render quality is an error);
 2. pretrain a reward-free ``tiny`` mixture teacher on them (cached: resumed from ``teachers.pt``);
 3. train every agent of ``agents`` (default Vid2Act and DreamerV2) on the held-out target with the same
    budget and seed (cached: a finished run is not retrained);
@@ -35,16 +35,32 @@ def _slug(task: str) -> str:
 
 
 def _collect_sources(cfg: DictConfig, data_root: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Collect (or reuse) ``cfg.demos`` expert episodes of every source at ``cfg.render_quality``.
+
+    Raises:
+        ValueError: a cached dataset holds frames of another render quality (one line: both qualities,
+            its path and the fixes).
+    """
     from vid2act.agents.collect import collect
     from vid2act.components.data import OfflineDataset
 
     out = {}
+    quality = cfg.get("render_quality", "fast")
     for i, task in enumerate(cfg.sources):
         path = data_root / _slug(task)
-        have = OfflineDataset.open(path).episodes if (path / "manifest.json").exists() else 0
+        have = 0
+        if (path / "manifest.json").exists():
+            cached = OfflineDataset.open(path)
+            if cached.render_quality != quality:
+                raise ValueError(
+                    f"the cached demonstrations at {path} hold render_quality={cached.render_quality!r} frames, "
+                    f"this quickstart renders render_quality={quality!r}; pass render_quality={cached.render_quality} "
+                    f"or another out_dir= (or delete {data_root})"
+                )
+            have = cached.episodes
         if have < cfg.demos:
             s = collect(task, str(path), policy="expert", episodes=cfg.demos - have, seed=cfg.seed + 100 * i + have,
-                        max_episode_steps=cfg.demo_steps, progress=cfg.progress)
+                        max_episode_steps=cfg.demo_steps, progress=cfg.progress, render_quality=quality)
             log.info("%s: %d expert demos, mean return %.1f, success rate %s", task, s.episodes, s.mean_return,
                      s.success_rate)
         ds = OfflineDataset.open(path)
@@ -104,7 +120,8 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     """Run the four stages (see the module docstring); returns the summary written to ``summary.json``.
 
     Raises:
-        ValueError: fewer than 2 sources, the target among the sources, or an unknown agent.
+        ValueError: fewer than 2 sources, the target among the sources, an unknown agent or
+            ``render_quality``, or cached demonstrations of another render quality.
         FileNotFoundError / DatasetError / CheckpointError: from the stages (bad cached files are
             reported with their path; delete them to start that stage afresh).
     """
@@ -120,6 +137,9 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     unknown = [a for a in cfg.agents if a not in ("vid2act", "dreamerv2", "uniform_weights", "no_guidance", "finetune")]
     if unknown:
         raise ValueError(f"agents {unknown} unknown; choose from vid2act, dreamerv2, uniform_weights, no_guidance, finetune")
+    from vid2act.envs.rendering import check_render_quality
+
+    quality = check_render_quality(cfg.get("render_quality", "fast"))
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +172,7 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
             f"batch_size={cfg.batch_size}", f"seq_len={cfg.seq_len}",
             f"eval_every={cfg.eval_every}", f"eval_episodes={cfg.eval_episodes}", "checkpoint_every=0",
             f"progress={cfg.progress}", f"torch_threads={cfg.torch_threads or 'null'}",
+            f"env.render_quality={quality}",
         ]
         if agent != "dreamerv2":
             overrides += [f"teacher={teacher_dir / 'teachers.pt'}"]

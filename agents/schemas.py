@@ -306,6 +306,8 @@ class QuickstartConfig:
             training (``pretrain_updates``: DreamerV2's updates on the prefill, kept small here).
         episode_steps: target episode length; eval_every (0: at the end only) / eval_episodes.
         parallel: train the agents side by side, one process each (2 agents on 2 cores: half the time).
+        render_quality: of the demonstrations, the teacher and the target runs (``"fast"`` or ``"full"``,
+            see :class:`EnvConfig`); cached demonstrations of another quality are an error.
         seed, torch_threads, progress; out_dir: everything is written (and cached) here.
     """
 
@@ -330,6 +332,7 @@ class QuickstartConfig:
     eval_every: int = 500
     eval_episodes: int = 2
     parallel: bool = True
+    render_quality: str = "fast"
     seed: int = 0
     torch_threads: Optional[int] = 1
     progress: bool = True

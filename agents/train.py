@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-__all__ = ["agent_variant", "build_agent", "env_options", "run_meta", "run_training", "write_run_config"]
+__all__ = ["agent_variant", "build_agent", "env_options", "env_render_quality", "run_meta", "run_training", "write_run_config"]
 
 
 def _device(name: str) -> torch.device:
@@ -49,9 +49,15 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     ``dreamerv2`` (also the ``no_distill`` ablation), ``finetune`` (DreamerV2 whose world model starts from
     the teacher's weights where shapes match) and ``vid2act`` (also ``uniform_weights``, ``no_guidance``).
 
+    The target env's ``env.render_quality`` (``"full"`` when the config has none: runs of before it) must
+    equal the teachers' (their checkpoint's, ``"full"`` for older ones) and the source datasets': frames
+    of the two qualities look different. It is checked here, before the agent is built and so before
+    any env step or update.
+
     Raises:
         ValueError: unknown agent or model preset; ``teacher`` missing for an agent that needs one; the
-            teachers' action dim or image size differs from the env's.
+            teachers' action dim or image size differs from the env's; ``env.render_quality`` differs
+            from the teachers' or the source datasets' (one line: what differs, both values, the fix).
         FileNotFoundError: no teacher checkpoint at ``teacher``.
         ValueError: the file is not a teacher checkpoint (see ``TeacherBank.from_checkpoint``).
     """
@@ -84,6 +90,15 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
             f"the teachers in {cfg.teacher} saw {seen}x{seen} frames, the target env renders "
             f"{image_size}x{image_size}; set env.image_size={seen}"
         )
+    from vid2act.agents.pretrain import teacher_render_quality
+
+    quality, taught = env_render_quality(cfg), teacher_render_quality(teachers.metadata)
+    if quality != taught:
+        raise ValueError(
+            f"render_quality differs: the target env renders env.render_quality={quality!r} frames, the teachers "
+            f"in {cfg.teacher} were pretrained on {taught!r} frames; set env.render_quality={taught}, or pretrain "
+            f"teachers on {quality!r} source datasets"
+        )
     if name == "finetune":
         from vid2act.agents.finetune import init_from_teacher
 
@@ -103,6 +118,13 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
         source_data = MultiTaskOfflineData.from_root(
             root, names=list(teachers.source_tasks), action_dim=teachers.action_dim, device=device
         )
+        if source_data.render_quality != quality:
+            raise ValueError(
+                f"render_quality differs: the target env renders env.render_quality={quality!r} frames, the source "
+                f"datasets under {root} hold {source_data.render_quality!r} frames; set "
+                f"env.render_quality={source_data.render_quality}, or pass source_data=<root of the teachers' "
+                f"{quality!r} source datasets>"
+            )
     return Vid2ActAgent(
         wm_config, action_dim, teachers=teachers, source_data=source_data, device=device, **dreamer_kwargs, **extras
     )
@@ -116,10 +138,15 @@ def run_meta(cfg: DictConfig, action_dim: int) -> dict:
             "variant": agent_variant(cfg.agent), "seed": cfg.seed}
 
 
+def env_render_quality(cfg: DictConfig) -> str:
+    """A train config's ``env.render_quality``; ``"full"`` for a run config without it (written before it existed)."""
+    return cfg.env.get("render_quality", "full")
+
+
 def env_options(cfg: DictConfig) -> dict:
     """Keyword arguments of :func:`~vid2act.envs.make_env` a train config sets (pixels, repeat, length, quality)."""
     return dict(image_size=cfg.env.image_size, action_repeat=cfg.env.action_repeat,
-                max_episode_steps=cfg.env.max_episode_steps, render_quality=cfg.env.get("render_quality", "full"))
+                max_episode_steps=cfg.env.max_episode_steps, render_quality=env_render_quality(cfg))
 
 
 def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:

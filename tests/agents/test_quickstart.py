@@ -41,3 +41,31 @@ def test_quickstart_rejects_a_target_among_the_sources(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vid2act.agents.quickstart", "target=metaworld/door-close",
                            f"out_dir={tmp_path / 'q'}"], env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "held out" in proc.stderr
+
+
+def _quickstart_cfg(*overrides):
+    from hydra import compose, initialize_config_module
+
+    from vid2act.agents.schemas import register_configs
+
+    register_configs()
+    with initialize_config_module("vid2act.configs", version_base="1.3"):
+        return compose("quickstart", overrides=[*REDUCED, *overrides])
+
+
+def test_quickstart_refuses_cached_demos_of_another_render_quality(tmp_path, monkeypatch):
+    import vid2act.envs
+    from vid2act.agents.quickstart import run_quickstart
+    from vid2act.components.data import OfflineDataset
+
+    out = tmp_path / "q"
+    OfflineDataset.create(out / "data" / "metaworld_door-close", task="metaworld/door-close", action_dim=4,
+                          behaviour_policy="expert", render_quality="full")
+    monkeypatch.setattr(vid2act.envs, "make_env", lambda *a, **k: pytest.fail("an env was made"))
+    with pytest.raises(ValueError) as info:
+        run_quickstart(_quickstart_cfg("render_quality=fast"), out)
+    message = str(info.value)
+    assert "\n" not in message and "render_quality='full'" in message and "render_quality='fast'" in message
+    assert "pass render_quality=full" in message and str(out / "data" / "metaworld_door-close") in message
+    with pytest.raises(ValueError, match="render_quality must be one of"):
+        run_quickstart(_quickstart_cfg("render_quality=ultra"), tmp_path / "q2")

@@ -47,7 +47,7 @@ def teacher(tmp_path_factory):
         ds.append_episode(_rows(20, seed=i))
     model = WorldModelConfig.from_preset("tiny").build(action_dim=A, label_dim=N, reward_head=False)
     state = teacher_checkpoint(model, layout="mixture", source_tasks=SOURCES, action_dim=A, image_size=64,
-                               data_root=str(root))
+                               data_root=str(root), render_quality="fast")  # the datasets' (default) quality
     path = root / "teachers.pt"
     torch.save(state, path)
     return path
@@ -152,3 +152,47 @@ def test_no_teacher_embedding_cache_when_disabled(teacher):
     learner = build_agent(_cfg("vid2act", f"teacher={teacher}", "agent.cache_teacher_embed=none"), A, 64,
                           torch.device("cpu"))
     assert learner.row_transform() is None and "teacher_embed" not in learner.source_data.rows(0).keys()
+
+
+# ---------------------------------------------------------------------------- render_quality
+@pytest.mark.parametrize("agent", ["vid2act", "no_guidance", "finetune"])
+def test_target_render_quality_must_match_the_teachers(teacher, agent):
+    with pytest.raises(ValueError) as info:
+        build_agent(_cfg(agent, f"teacher={teacher}", "env.render_quality=full"), A, 64, torch.device("cpu"))
+    message = str(info.value)
+    assert "\n" not in message and "render_quality differs" in message and str(teacher) in message
+    assert "env.render_quality='full'" in message and "'fast' frames" in message
+    assert "set env.render_quality=fast" in message
+
+
+def test_teacher_checkpoint_without_render_quality_is_full_and_source_data_must_match(teacher, tmp_path):
+    state = torch.load(teacher, weights_only=True)
+    del state["render_quality"]  # a checkpoint written before the field: "full" teachers
+    legacy = tmp_path / "legacy_teachers.pt"
+    torch.save(state, legacy)
+    with pytest.raises(ValueError, match="were pretrained on 'full' frames; set env.render_quality=full"):
+        build_agent(_cfg("vid2act", f"teacher={legacy}"), A, 64, torch.device("cpu"))
+    # the teachers now agree with the env, but their source datasets (data_root) hold "fast" frames
+    with pytest.raises(ValueError) as info:
+        build_agent(_cfg("vid2act", f"teacher={legacy}", "env.render_quality=full"), A, 64, torch.device("cpu"))
+    message = str(info.value)
+    assert "\n" not in message and "source datasets under" in message and "hold 'fast' frames" in message
+    assert "env.render_quality='full'" in message and "source_data=" in message
+    # no_guidance loads no source data: only the teachers are checked
+    assert build_agent(_cfg("no_guidance", f"teacher={legacy}", "env.render_quality=full"), A, 64,
+                       torch.device("cpu")).source_data is None
+
+
+def test_render_quality_mismatch_stops_run_training_before_any_step(teacher, tmp_path, monkeypatch):
+    import vid2act.agents.trainer
+    from vid2act.agents.train import run_training
+
+    def no_loop(*args, **kwargs):
+        raise AssertionError("the train loop started despite the render-quality mismatch")
+
+    monkeypatch.setattr(vid2act.agents.trainer, "train_loop", no_loop)
+    cfg = _cfg("vid2act", f"teacher={teacher}", "env=dmc/reacher-easy", "env.render_quality=full", "progress=false",
+               "device=cpu")
+    with pytest.raises(ValueError, match="render_quality differs"):
+        run_training(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "config.yaml").exists() and not (tmp_path / "run" / "checkpoint.pt").exists()
