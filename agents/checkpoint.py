@@ -1,4 +1,9 @@
-"""Atomic checkpoints with metadata checks; weights are loaded with ``weights_only=True``."""
+"""Atomic checkpoints with metadata checks; weights are loaded with ``weights_only=True``.
+
+Options added after checkpoints were first written are filled into an older checkpoint's metadata
+with the value that reproduces it (:data:`LEGACY_META`, :func:`upgrade_meta`) before any check, so a
+resume or an ``evaluate`` of an older run compares like with like.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,34 @@ from typing import IO, Any, Callable, Mapping
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_write", "save_checkpoint", "load_checkpoint"]
+from vid2act.components.world_model import LEGACY_DEFAULTS
+
+__all__ = ["CheckpointError", "LEGACY_META", "atomic_write", "check_meta", "load_checkpoint", "save_checkpoint",
+           "upgrade_meta"]
+
+#: Per metadata section (a dict inside ``checkpoint["meta"]``), the options added later and the value
+#: every checkpoint written before them had: ``"model"`` (a train run's Hydra ``model`` group),
+#: ``"model_config"`` (pretrain's ``WorldModelConfig``): ``gru="torch"``; ``"agent_config"`` (a train
+#: run's ``agent`` group): ``first_row_is_first=False``.
+LEGACY_META: dict[str, dict[str, Any]] = {
+    "model": dict(LEGACY_DEFAULTS),
+    "model_config": dict(LEGACY_DEFAULTS),
+    "agent_config": {"first_row_is_first": False},
+}
+
+
+def upgrade_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` with the :data:`LEGACY_META` options its sections lack filled in (a new dict; sections copied).
+
+    Examples:
+        >>> upgrade_meta({"model": {"preset": "tiny"}, "env": "dmc/walker-walk"})["model"]
+        {'gru': 'torch', 'preset': 'tiny'}
+    """
+    out = dict(meta)
+    for section, legacy in LEGACY_META.items():
+        if isinstance(out.get(section), Mapping):
+            out[section] = {**legacy, **out[section]}
+    return out
 
 
 class CheckpointError(ValueError):
@@ -74,7 +106,7 @@ def load_checkpoint(
         map_location: device the tensors are loaded to.
 
     Returns:
-        The saved dict.
+        The saved dict; its ``meta`` (if any) passed through :func:`upgrade_meta`.
 
     Raises:
         CheckpointError: the file is missing or unreadable, has no ``meta``, or a value of ``expect``
@@ -87,12 +119,23 @@ def load_checkpoint(
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated / foreign files
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    if isinstance(state, dict) and isinstance(state.get("meta"), Mapping):
+        state["meta"] = upgrade_meta(state["meta"])
     if expect:
-        meta = state.get("meta")
-        if not isinstance(meta, dict):
-            raise CheckpointError(f"checkpoint {path} has no 'meta' dict to check {sorted(expect)}")
-        bad = {k: (meta.get(k), v) for k, v in expect.items() if meta.get(k) != v}
-        if bad:
-            detail = "; ".join(f"{k}: checkpoint has {got!r}, expected {want!r}" for k, (got, want) in bad.items())
-            raise CheckpointError(f"checkpoint {path} does not match this run: {detail}")
+        check_meta(state, expect, path)
     return state
+
+
+def check_meta(state: Mapping[str, Any], expect: Mapping[str, Any], path: str | os.PathLike = "checkpoint") -> None:
+    """Check ``state["meta"][key] == value`` for every item of ``expect`` (see :func:`load_checkpoint`).
+
+    Raises:
+        CheckpointError: no ``meta`` dict, or mismatching values (the message names every one).
+    """
+    meta = state.get("meta")
+    if not isinstance(meta, Mapping):
+        raise CheckpointError(f"checkpoint {path} has no 'meta' dict to check {sorted(expect)}")
+    bad = {k: (meta.get(k), v) for k, v in expect.items() if meta.get(k) != v}
+    if bad:
+        detail = "; ".join(f"{k}: checkpoint has {got!r}, expected {want!r}" for k, (got, want) in bad.items())
+        raise CheckpointError(f"checkpoint {path} does not match this run: {detail}")

@@ -53,6 +53,13 @@ class DreamerAgent(nn.Module):
         actor_dist, actor_min_std: the actor's action distribution and its std floor
             (:func:`~vid2act.components.behavior.make_actor`'s ``dist`` / ``min_std``).
         guidance_dim: size of the actor's guidance input ``g_t`` (0: plain DreamerV2 actor).
+        first_row_is_first: treat row 0 of every training sequence as an episode start (DreamerV3):
+            :meth:`update` sets ``is_first`` there (on a copy of the flags), so the RSSM zeroes that
+            row's ``prev_action`` before its first step. The carried belief and state before row 0
+            are zeros either way; only the action into the first prior step changes (and with it
+            every later row of the sequence), for the world-model loss, Vid2Act's teacher features
+            and the imagination start states alike. False (DreamerV2): row 0 keeps the action that
+            led to it, unless it truly starts an episode.
         device: learner device.
     """
 
@@ -78,6 +85,7 @@ class DreamerAgent(nn.Module):
         actor_dist: str = "trunc_normal",
         actor_min_std: float | None = None,
         guidance_dim: int = 0,
+        first_row_is_first: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
@@ -86,7 +94,7 @@ class DreamerAgent(nn.Module):
             reinforce_mix=reinforce_mix, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale,
             model_lr=model_lr, actor_lr=actor_lr, value_lr=value_lr, adam_eps=adam_eps, grad_clip=grad_clip,
             target_update_period=target_update_period, actor_dist=actor_dist, actor_min_std=actor_min_std,
-            guidance_dim=guidance_dim, device=device,
+            guidance_dim=guidance_dim, first_row_is_first=first_row_is_first, device=device,
         )
 
     def _build_dreamer(
@@ -94,10 +102,11 @@ class DreamerAgent(nn.Module):
         entropy_scale: float, reinforce_mix: float, kl_balance: float, free_nats: float, kl_scale: float,
         model_lr: float, actor_lr: float, value_lr: float, adam_eps: float, grad_clip: float,
         target_update_period: int, actor_dist: str, actor_min_std: float | None, guidance_dim: int,
-        device: str | torch.device,
+        device: str | torch.device, first_row_is_first: bool = False,
     ) -> None:
         """Build the DreamerV2 parts; subclasses build their own modules first, then call this."""
         self.wm_config = wm_config
+        self.first_row_is_first = bool(first_row_is_first)
         self.action_dim = action_dim
         self.grad_clip = grad_clip
         self.actor_dist = actor_dist
@@ -231,6 +240,8 @@ class DreamerAgent(nn.Module):
                 with it.
         """
         batch = batch.to(self.device)
+        if self.first_row_is_first:
+            batch = self.mark_first_rows(batch)
         metrics: dict[str, float] = {}
         # 1. world model (paper Eq. 2 / Eq. 5): the loss writes the posterior belief/state into `batch`.
         model_out = self.model_loss(batch)
@@ -249,6 +260,19 @@ class DreamerAgent(nn.Module):
         for out in (actor_out, value_out):
             metrics.update({k: float(v.detach()) for k, v in out.items() if v.numel() == 1})
         return metrics
+
+    def mark_first_rows(self, batch: TensorDictBase) -> TensorDictBase:
+        """``batch`` ``[*B, T]`` with ``is_first`` True at row 0 of every sequence (``first_row_is_first``).
+
+        Returns a shallow copy holding a new flag tensor: neither the caller's tensordict nor its
+        ``is_first`` tensor (possibly the replay buffer's storage) is written to.
+        """
+        key = self.model_loss.tensor_keys.is_first
+        flags = batch.get(key).clone()
+        flags.select(batch.batch_dims - 1, 0).fill_(True)
+        batch = batch.copy()
+        batch.set(key, flags)
+        return batch
 
     def state_dict(self, *args, **kwargs) -> dict[str, Any]:  # noqa: D102 - nn.Module + optimisers
         return {

@@ -22,7 +22,29 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-__all__ = ["evaluate_policy", "evaluate_run"]
+__all__ = ["evaluate_policy", "evaluate_run", "upgrade_run_config"]
+
+
+def upgrade_run_config(cfg):
+    """A run's loaded ``config.yaml`` with the options it predates set to the value it ran with, in place.
+
+    ``model.gru`` (missing: ``"torch"``) and ``agent.first_row_is_first`` (missing: False), from
+    :data:`~vid2act.agents.checkpoint.LEGACY_META`; the rebuilt agent then fits the run's weights and
+    its metadata matches the checkpoint's (upgraded the same way).
+    """
+    from omegaconf import open_dict
+
+    from vid2act.agents.checkpoint import LEGACY_META
+
+    for group, section in (("model", "model"), ("agent", "agent_config")):
+        node = cfg.get(group)
+        if node is None:
+            continue
+        with open_dict(node):
+            for key, value in LEGACY_META[section].items():
+                if key not in node:
+                    node[key] = value
+    return cfg
 
 
 @torch.no_grad()
@@ -131,7 +153,7 @@ def evaluate_run(
         )
     if not (run_dir / "checkpoint.pt").is_file():
         raise CheckpointError(f"checkpoint not found: {run_dir / 'checkpoint.pt'}")
-    cfg = OmegaConf.load(config_path)
+    cfg = upgrade_run_config(OmegaConf.load(config_path))
     device = _device(device)
     eval_seed = cfg.seed + 10_000 if seed is None else seed
     env = make_env(cfg.env.name, seed=eval_seed, device="cpu", **env_options(cfg))

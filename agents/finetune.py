@@ -43,8 +43,8 @@ def init_from_teacher(world_model: WorldModel, teachers: TeacherBank, index: int
         ``(copied, kept)``: the number of tensors copied from the teacher and kept from the student.
 
     Raises:
-        ValueError: the student has other world-model sizes than the teachers (another model preset), or
-            no tensor could be copied.
+        ValueError: the student has other world-model sizes or another GRU cell (``gru``) than the
+            teachers, or no tensor could be copied.
     """
     source = teacher_state_dict(teachers, index)
     student_cfg, teacher_cfg = getattr(world_model, "config", None), teachers.config
@@ -53,6 +53,11 @@ def init_from_teacher(world_model: WorldModel, teachers: TeacherBank, index: int
         sizes = ("cnn_depth", "belief_dim", "hidden_dim", "latent", "num_categoricals", "num_classes", "stoch_dim")
         diff = [f"{k}: teacher {getattr(teacher_cfg, k)!r}, student {getattr(student_cfg, k)!r}"
                 for k in sizes if getattr(teacher_cfg, k) != getattr(student_cfg, k)]
+        if teacher_cfg.gru != student_cfg.gru:  # other tensor names: the GRU would silently stay fresh
+            raise ValueError(
+                f"finetune: the teachers' RSSM uses gru={teacher_cfg.gru!r}, the student's gru={student_cfg.gru!r}; "
+                f"set model.gru={teacher_cfg.gru} (teachers pretrained before the option existed are 'torch')"
+            )
         if diff:
             raise ValueError(
                 f"finetune: the student world model has other sizes than the teachers ({'; '.join(diff)}); "

@@ -83,6 +83,9 @@ class ModelConfig:
             ``"official"`` (the sizes of Vid2Act's released Meta-World code), ``"cpu"`` (tuned to learn
             on a 2-core CPU).
         latent: ``"categorical"`` (32 x 32 in ``paper``) or ``"gaussian"``.
+        gru: the RSSM's recurrent cell, ``"layer_norm"`` (DreamerV2's LayerNorm GRU, every preset's)
+            or ``"torch"`` (``nn.GRUCell``). Runs and teachers saved before this option existed have
+            none and were ``"torch"``: ``evaluate`` and ``resume=true`` rebuild them so.
     """
 
     preset: str = "tiny"
@@ -95,6 +98,7 @@ class ModelConfig:
     stoch_dim: Optional[int] = None
     mlp_units: Optional[int] = None
     mlp_layers: Optional[int] = None
+    gru: Optional[str] = None
 
 
 @dataclass
@@ -113,6 +117,8 @@ class AgentConfig:
         actor_dist: ``"trunc_normal"`` (DreamerV2) or ``"tanh_normal"`` (DreamerV1; its entropy bonus keeps
             actions off the bounds, see :mod:`vid2act.components.behavior.actor`).
         actor_min_std: floor of the actor's standard deviation (``None``: 0.1 / 1e-4 per ``actor_dist``).
+        first_row_is_first: mark row 0 of every sampled training sequence ``is_first`` (DreamerV3), so
+            the RSSM zeroes its ``prev_action``; False (DreamerV2) keeps it (see ``DreamerAgent``).
     """
 
     name: str = "dreamerv2"
@@ -132,6 +138,7 @@ class AgentConfig:
     target_update_period: int = 100
     actor_dist: str = "trunc_normal"
     actor_min_std: Optional[float] = None
+    first_row_is_first: bool = False
 
 
 @dataclass

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-__all__ = ["agent_variant", "build_agent", "env_options", "env_render_quality", "run_meta", "run_training", "write_run_config"]
+__all__ = ["agent_variant", "build_agent", "env_options", "env_render_quality", "resume_options", "run_meta", "run_training",
+           "write_run_config"]
 
 
 def _device(name: str) -> torch.device:
@@ -138,6 +139,24 @@ def run_meta(cfg: DictConfig, action_dim: int) -> dict:
             "variant": agent_variant(cfg.agent), "seed": cfg.seed}
 
 
+def resume_options(cfg: DictConfig, meta) -> DictConfig:
+    """``cfg`` with the options a resume leaves unset taken from the checkpoint's ``meta`` (a copy if any).
+
+    ``model.gru``: unset (``None``) takes the checkpoint's; a checkpoint written before the option
+    existed was ``"torch"`` (:func:`~vid2act.agents.checkpoint.upgrade_meta`), so it resumes with the
+    model its weights belong to. A value given on the command line is kept (and checked).
+    """
+    saved = meta.get("model") if isinstance(meta, dict) else None
+    if not isinstance(saved, dict) or saved.get("gru") is None or cfg.model.get("gru") is not None:
+        return cfg
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.update(cfg, "model.gru", saved["gru"], force_add=True)
+    log.info("resume: model.gru=%s, as the checkpoint", saved["gru"])
+    return cfg
+
+
 def env_render_quality(cfg: DictConfig) -> str:
     """A train config's ``env.render_quality``; ``"full"`` for a run config without it (written before it existed)."""
     return cfg.env.get("render_quality", "full")
@@ -192,16 +211,24 @@ def run_training(
     action_dim = probe.action_spec.shape[-1]
     action_repeat = getattr(probe, "action_repeat", cfg.env.action_repeat or 1)
     probe.close()
+    ckpt = out_dir / "checkpoint.pt"
+    saved = None
+    if cfg.resume and ckpt.exists():
+        from vid2act.agents.checkpoint import load_checkpoint
+
+        saved = load_checkpoint(ckpt)
+        cfg = resume_options(cfg, saved.get("meta"))
     agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
     # Rows = env steps + one reset row per episode: a buffer sized for the budget (+10% + 1000 rows) holds
     # the whole run; a larger one only costs memory and checkpoint size (the dump writes its capacity).
     capacity = min(cfg.buffer_capacity, cfg.env_steps + cfg.env_steps // 10 + 1_000)
     meta = run_meta(cfg, action_dim)
-    ckpt = out_dir / "checkpoint.pt"
-    if cfg.resume and ckpt.exists():  # refuse another run's checkpoint before touching the run folder;
-        from vid2act.agents.checkpoint import load_checkpoint  # the saved buffer needs a buffer of its size
+    if saved is not None:  # refuse another run's checkpoint before touching the run folder;
+        from vid2act.agents.checkpoint import check_meta  # the saved buffer needs a buffer of its size
 
-        capacity = int(load_checkpoint(ckpt, expect=meta).get("buffer_capacity", capacity))
+        check_meta(saved, meta, ckpt)
+        capacity = int(saved.get("buffer_capacity", capacity))
+        del saved  # train_loop loads it again to restore the agent
     write_run_config(cfg, out_dir)
     buffer = make_online_buffer(capacity, cfg.batch_size, cfg.seq_len)
     logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,

@@ -628,7 +628,7 @@ class TeacherBank(TensorDictModuleBase):
         if missing:
             raise ValueError(f"TeacherBank.from_checkpoint: {path} lacks {missing}; it may be from another version.")
         layout, n = state["layout"], int(state["num_teachers"])
-        config = WorldModelConfig(**state["model_config"])
+        config = WorldModelConfig.from_dict(state["model_config"])  # no "gru" (older files): "torch"
         label_dim = n if layout == "mixture" else 0
         count = 1 if layout == "mixture" else n
         weights = state["weights"] if layout == "ensemble" else [state["weights"]]

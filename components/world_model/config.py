@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 from torchrl.modules import MLP
 
 from .decoder import ConvDecoder
 from .encoder import ConvEncoder
+from .gru import GRUS
 from .rssm import LATENTS, RSSM
 from .world_model import WorldModel
 
-__all__ = ["WorldModelConfig", "PRESETS", "make_world_model", "make_reward_head"]
+__all__ = ["WorldModelConfig", "PRESETS", "LEGACY_DEFAULTS", "make_world_model", "make_reward_head"]
+
+#: Values of the fields added after checkpoints were first written, that rebuild the models of
+#: those checkpoints: a saved config without ``gru`` was a plain ``nn.GRUCell``. Every place a saved
+#: config becomes a :class:`WorldModelConfig` again goes through :meth:`WorldModelConfig.from_dict`.
+LEGACY_DEFAULTS: dict[str, object] = {"gru": "torch"}
 
 
 @dataclass
@@ -34,9 +42,13 @@ class WorldModelConfig:
         unimix: categorical uniform mixture (0 in DreamerV2).
         mlp_units: width of the reward head's hidden layers.
         mlp_layers: number of hidden layers of the reward head.
+        gru: the RSSM's recurrent cell: ``"layer_norm"`` (DreamerV2's LayerNorm GRU, update bias -1;
+            :class:`~vid2act.components.world_model.LayerNormGRUCell`) or ``"torch"``
+            (``nn.GRUCell``, the cell of TorchRL's networks and of checkpoints saved without this
+            field, see :data:`LEGACY_DEFAULTS`).
 
     Raises:
-        ValueError: on an unknown ``latent`` or non-positive sizes.
+        ValueError: on an unknown ``latent`` or ``gru``, or non-positive sizes.
     """
 
     cnn_depth: int = 48
@@ -50,10 +62,13 @@ class WorldModelConfig:
     unimix: float = 0.0
     mlp_units: int = 400
     mlp_layers: int = 4
+    gru: str = "layer_norm"
 
     def __post_init__(self) -> None:
         if self.latent not in LATENTS:
             raise ValueError(f"WorldModelConfig.latent must be one of {LATENTS}, got {self.latent!r}.")
+        if self.gru not in GRUS:
+            raise ValueError(f"WorldModelConfig.gru must be one of {GRUS}, got {self.gru!r}.")
         for name in ("cnn_depth", "belief_dim", "hidden_dim", "num_categoricals", "num_classes",
                      "stoch_dim", "mlp_units", "mlp_layers"):
             if getattr(self, name) < 1:
@@ -68,6 +83,18 @@ class WorldModelConfig:
     def feature_dim(self) -> int:
         """Size of the model state ``cat[belief, state]``."""
         return self.belief_dim + self.state_dim
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> WorldModelConfig:
+        """Rebuild a config saved as ``dataclasses.asdict(config)`` (e.g. a checkpoint's ``model_config``).
+
+        Fields missing from ``saved`` because it predates them take their :data:`LEGACY_DEFAULTS`
+        value (``gru="torch"``), so old checkpoints rebuild the model their weights belong to.
+
+        Raises:
+            TypeError: on an unknown field. ValueError: on a bad value.
+        """
+        return cls(**{**LEGACY_DEFAULTS, **dict(saved)})
 
     @classmethod
     def from_preset(cls, preset: str, **overrides) -> WorldModelConfig:
@@ -97,7 +124,7 @@ class WorldModelConfig:
             action_dim=action_dim, embed_dim=encoder.embed_dim, belief_dim=self.belief_dim,
             hidden_dim=self.hidden_dim, latent=self.latent, num_categoricals=self.num_categoricals,
             num_classes=self.num_classes, stoch_dim=self.stoch_dim, min_std=self.min_std,
-            unimix=self.unimix, label_dim=label_dim,
+            unimix=self.unimix, label_dim=label_dim, gru=self.gru,
         )
         decoder = ConvDecoder(feature_dim=rssm.feature_dim, depth=self.cnn_depth)
         head = make_reward_head(rssm.feature_dim, self.mlp_units, self.mlp_layers) if reward_head else None

@@ -17,6 +17,7 @@ from torch import nn
 from torchrl.modules import RSSMPosteriorV3, RSSMPriorV3
 
 from .gaussian import GaussianPosterior, GaussianPrior
+from .gru import GRUS, LayerNormGRUCell
 from .latents import CategoricalLatent, GaussianLatent, LatentSpace
 
 __all__ = ["RSSM", "LATENTS"]
@@ -51,9 +52,13 @@ class RSSM(nn.Module):
     (``is_first``) sets the carried belief, state and previous action to the initial state (zeros,
     as DreamerV2 and TorchRL) before row ``t``'s step, keeping the label.
 
-    Differences from DreamerV2's own RSSM, inherited from TorchRL's V3 networks in the categorical
-    case: SiLU activations inside the RSSM (ELU elsewhere) and a plain ``nn.GRUCell`` (DreamerV2
-    uses a LayerNorm GRU).
+    Recurrent core (``gru``): ``"layer_norm"`` (default) replaces the prior network's ``.rnn`` by
+    :class:`~vid2act.components.world_model.LayerNormGRUCell`, DreamerV2's GRU with LayerNorm
+    gates and update bias -1; ``"torch"`` keeps the plain ``nn.GRUCell`` of TorchRL's networks
+    (the model of checkpoints written before the option existed).
+
+    Difference from DreamerV2's own RSSM, inherited from TorchRL's V3 networks in the categorical
+    case: SiLU activations inside the RSSM (ELU elsewhere).
 
     Args:
         action_dim: ``A``.
@@ -67,9 +72,10 @@ class RSSM(nn.Module):
         min_std: Gaussian std lower bound.
         unimix: uniform mixture of the categoricals (0 in DreamerV2).
         label_dim: size ``L`` of the task label (0: none).
+        gru: ``"layer_norm"`` (DreamerV2's LayerNorm GRU) or ``"torch"`` (``nn.GRUCell``).
 
     Raises:
-        ValueError: on an unknown ``latent`` or non-positive sizes.
+        ValueError: on an unknown ``latent`` or ``gru``, or non-positive sizes.
 
     Examples:
         >>> import torch
@@ -95,8 +101,11 @@ class RSSM(nn.Module):
         min_std: float = 0.1,
         unimix: float = 0.0,
         label_dim: int = 0,
+        gru: str = "layer_norm",
     ) -> None:
         super().__init__()
+        if gru not in GRUS:
+            raise ValueError(f"RSSM: gru must be one of {GRUS}, got {gru!r}.")
         for name, value in (("action_dim", action_dim), ("embed_dim", embed_dim),
                             ("belief_dim", belief_dim), ("hidden_dim", hidden_dim)):
             if value < 1:
@@ -132,6 +141,9 @@ class RSSM(nn.Module):
             )
         else:
             raise ValueError(f"RSSM: latent must be one of {LATENTS}, got {latent!r}.")
+        self.gru = gru
+        if gru == "layer_norm":  # both prior networks feed the cell their hidden_dim projection
+            self.prior_net.rnn = LayerNormGRUCell(hidden_dim, belief_dim)
         self.state_dim = self.latent.state_dim
         self.feature_dim = belief_dim + self.state_dim
 
@@ -189,7 +201,7 @@ class RSSM(nn.Module):
     def _prior(self, state, belief, action, label, sample):
         if label is not None:
             action = torch.cat([action, label.to(action.dtype)], dim=-1)
-        # nn.GRUCell (inside the prior networks) only takes [N, D]: flatten the batch dims.
+        # the GRU cell (inside the prior networks) only takes [N, D]: flatten the batch dims.
         batch = belief.shape[:-1]
         flat = [x.reshape(-1, x.shape[-1]) for x in (state, belief, action)]
         raw, prior_state, belief = self.prior_net(*flat)

@@ -78,3 +78,59 @@ def test_update_without_actor_log_prob_or_per_tensor_adam_is_unchanged(agent):
             learner.update(_batch(seed=step))
     for (name, p), q in zip(agent.named_parameters(), slow.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+def _mid_episode_batch(seed=0):
+    """Sequences sampled inside episodes: row 0 is no episode start and carries a real previous action."""
+    batch = _batch(seed=seed)
+    batch["is_first"][:, 0] = False
+    batch["prev_action"][:, 0] = torch.tensor([0.7, -0.4])
+    return batch
+
+
+def _twin_agents():
+    agents = []
+    for flag in (True, False):
+        torch.manual_seed(0)
+        agents.append(DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3, first_row_is_first=flag))
+    return agents
+
+
+def _update(agent, batch):
+    torch.manual_seed(7)
+    return agent.update(batch)
+
+
+def test_first_row_is_first_equals_marking_row_0_by_hand():
+    """first_row_is_first changes the update only through is_first at row 0 (the RSSM then zeroes that
+    row's prev_action): it equals the plain agent fed the batch with is_first[:, 0] = True, and changes
+    nothing on a batch whose rows 0 already start episodes."""
+    flagged, plain = _twin_agents()
+    assert flagged.first_row_is_first and not plain.first_row_is_first
+    batch = _mid_episode_batch()
+    by_hand = batch.clone()
+    by_hand["is_first"][:, 0] = True
+    flags_before = batch["is_first"].clone()
+    got, want = _update(flagged, batch), _update(plain, by_hand)
+    assert got == want
+    for (name, p), q in zip(flagged.named_parameters(), plain.parameters()):
+        assert torch.equal(p, q), name
+    # the caller's batch is left alone: same flag tensor and values, no model outputs written into it
+    assert torch.equal(batch["is_first"], flags_before) and not batch["is_first"][:, 0].any()
+    assert "belief" not in batch.keys()
+    # on episode-start rows the option is a no-op; on mid-episode rows it changes the loss
+    flagged, plain = _twin_agents()
+    assert _update(flagged, _batch(seed=1)) == _update(plain, _batch(seed=1))
+    flagged, plain = _twin_agents()
+    got, plain_out = _update(flagged, _mid_episode_batch()), _update(plain, _mid_episode_batch())
+    assert got["loss_model_kl"] != plain_out["loss_model_kl"] or got["loss_model_reco"] != plain_out["loss_model_reco"]
+
+
+def test_mark_first_rows_copies_the_flags():
+    agent = DreamerAgent(WorldModelConfig.from_preset("tiny"), A, horizon=3, first_row_is_first=True)
+    batch = _mid_episode_batch()
+    marked = agent.mark_first_rows(batch)
+    assert marked is not batch and marked["is_first"].data_ptr() != batch["is_first"].data_ptr()
+    assert marked["is_first"][:, 0].all() and torch.equal(marked["is_first"][:, 1:], batch["is_first"][:, 1:])
+    assert marked["pixels"].data_ptr() == batch["pixels"].data_ptr()  # other entries are shared, not copied
+    assert not batch["is_first"][:, 0].any()

@@ -97,3 +97,32 @@ def test_finetuned_student_encodes_like_the_ensemble_teacher():
     with torch.no_grad():
         torch.testing.assert_close(student.encode(pixels), models[2].encode(pixels))
         torch.testing.assert_close(student.encode(pixels), bank.encode(pixels)[2], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("gru", ["layer_norm", "torch"])
+def test_the_gru_cell_is_copied_when_teacher_and_student_share_it(gru):
+    from vid2act.components.world_model import WorldModelConfig
+
+    config = WorldModelConfig.from_preset("tiny", gru=gru)
+    torch.manual_seed(0)
+    bank = TeacherBank(config.build(action_dim=A, label_dim=N, reward_head=False))
+    torch.manual_seed(10)
+    student = config.build(action_dim=A)
+    init_from_teacher(student, bank)
+    cell = {k: v for k, v in bank.model.state_dict().items() if k.startswith("rssm.prior_net.rnn.")}
+    assert len(cell) == 4
+    for key, value in cell.items():
+        torch.testing.assert_close(student.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_student_of_another_gru_is_rejected_and_left_unchanged():
+    from vid2act.components.world_model import WorldModelConfig
+
+    torch.manual_seed(0)
+    bank = TeacherBank(WorldModelConfig.from_preset("tiny", gru="torch").build(action_dim=A, label_dim=N,
+                                                                                reward_head=False))
+    student = _student()  # the preset's layer_norm cell: its tensors have other names than nn.GRUCell's
+    fresh = copy.deepcopy(student.state_dict())
+    with pytest.raises(ValueError, match="set model.gru=torch"):
+        init_from_teacher(student, bank)
+    torch.testing.assert_close(student.state_dict(), fresh, rtol=0, atol=0)
