@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.resources
+import importlib.util
 import pathlib
 import tomllib
 
@@ -39,3 +40,41 @@ def test_torch_is_not_pinned_in_metadata():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     torch_req = next(d for d in deps if d.startswith("torch") and not d.startswith("torchrl"))
     assert "==" not in torch_req
+
+
+def _scripts() -> dict[str, str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def test_console_scripts_are_declared_for_every_command():
+    from vid2act.agents.commands import COMMANDS
+
+    assert set(_scripts()) == {f"vid2act-{name}" for name in COMMANDS}
+
+
+def test_console_scripts_are_installed():
+    # the installed metadata (editable or not) carries them, and pip wrote them next to this python
+    import importlib.metadata
+    import pathlib
+    import sys
+
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts") if ep.name.startswith("vid2act-")}
+    assert set(installed) == set(_scripts()), "reinstall: pip install --no-deps -e ."
+    for name, target in _scripts().items():
+        assert installed[name].value == target
+        assert callable(installed[name].load())
+        assert (pathlib.Path(sys.executable).parent / name).is_file(), f"{name} is not in {pathlib.Path(sys.executable).parent}"
+
+
+def test_python_m_vid2act_ships_with_the_namespace_package():
+    # vid2act/ holds only __main__.py: an __init__.py would turn the namespace package into a regular one
+    assert "vid2act" in _listed_packages()
+    assert not (ROOT / "vid2act" / "__init__.py").exists()
+    assert sorted(p.name for p in (ROOT / "vid2act").glob("*.py")) == ["__main__.py"]
+    assert importlib.util.find_spec("vid2act.__main__") is not None
+
+
+def test_license_file():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "vid2act authors" in text
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == {"text": "MIT"}

@@ -1,0 +1,119 @@
+"""Import dreamer-style npz episode folders as offline datasets (``vid2act-import``; no Hydra).
+
+Usage::
+
+    vid2act-import SRC_DIR OUT_DIR [--action-dim A] [--image-size S] [--behaviour-policy NAME]
+    python -m vid2act.agents.import_npz ...    # the same
+
+Every folder under ``SRC_DIR`` that directly holds ``*.npz`` files (DreamerV2, V-D4RL and the Vid2Act
+authors' format; ``SRC_DIR`` itself when it holds them) becomes the dataset ``OUT_DIR/<folder path
+relative to SRC_DIR>`` through :func:`vid2act.components.data.import_npz_episodes`, one folder at a
+time. A folder whose first file's frames are not ``S x S`` is skipped and named, and a folder that fails
+(a corrupt file, an existing destination) is named with its error; the other folders are imported
+all the same. One line per folder, then a summary.
+
+Exit status: 0 when every folder was imported or skipped for its image size (and at least one was
+imported), 1 when a folder failed or none was imported, 2 for bad arguments or no npz files at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["frame_size", "main", "npz_folders"]
+
+
+def npz_folders(src_dir: Path) -> list[Path]:
+    """Folders under ``src_dir`` (itself included) that directly hold ``*.npz`` files, sorted."""
+    return sorted({p.parent for p in src_dir.rglob("*.npz")})
+
+
+def frame_size(path: Path) -> tuple[int, ...] | None:
+    """The shape of the ``image`` array of one npz file, read from its header only (``None``: unreadable)."""
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("image.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return tuple(shape)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vid2act-import",
+        description="Import <SRC_DIR>/<task>/*.npz episode folders (DreamerV2, V-D4RL) as vid2act offline datasets "
+        "in OUT_DIR/<task>. Folders with another frame size are skipped and named; the others are imported.",
+    )
+    parser.add_argument("src_dir", metavar="SRC_DIR", type=Path, help="a folder of task folders of *.npz files")
+    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="where the datasets go (OUT_DIR/<task>)")
+    parser.add_argument(
+        "--action-dim", type=int, default=None,
+        help="stored action width; narrower files are zero-padded (default: each folder's own width)",
+    )
+    parser.add_argument("--image-size", type=int, default=64, help="frame size S of [T, S, S, 3] images (default: 64)")
+    parser.add_argument("--behaviour-policy", default="unknown", help="recorded in the manifests (default: unknown)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the import; returns the exit status (see the module docstring)."""
+    args = _parser().parse_args(argv)
+    src_dir: Path = args.src_dir
+    if not src_dir.is_dir():
+        print(f"error: no source directory at {src_dir}", file=sys.stderr)
+        return 2
+    folders = npz_folders(src_dir)
+    if not folders:
+        print(f"error: no *.npz files under {src_dir}", file=sys.stderr)
+        return 2
+    if args.image_size <= 0 or (args.action_dim is not None and args.action_dim <= 0):
+        print("error: --image-size and --action-dim must be positive", file=sys.stderr)
+        return 2
+
+    from vid2act.components.data import import_npz_episodes  # torch: only once there is work
+
+    imported, skipped, failed = [], [], []
+    for folder in folders:
+        name = folder.relative_to(src_dir).as_posix() if folder != src_dir else src_dir.name
+        first = sorted(folder.glob("*.npz"))[0]
+        shape = frame_size(first)
+        if shape is not None and len(shape) == 4 and shape[1:3] != (args.image_size, args.image_size):
+            skipped.append(name)
+            print(f"skipped  {name}: frames are {shape[1]}x{shape[2]} ({first.name}), not {args.image_size}x{args.image_size}")
+            continue
+        try:
+            [dataset] = import_npz_episodes(
+                folder,
+                args.out_dir,
+                task=name,
+                action_dim=args.action_dim,
+                image_size=args.image_size,
+                behaviour_policy=args.behaviour_policy,
+            )
+        except (OSError, ValueError) as err:  # DatasetError is a ValueError; FileExistsError an OSError
+            failed.append(name)
+            print(f"failed   {name}: {err}")
+            continue
+        imported.append(name)
+        print(
+            f"imported {name}: {dataset.episodes} episodes, {dataset.frames} frames, "
+            f"action_dim {dataset.action_dim} -> {args.out_dir / name}"
+        )
+    print(
+        f"{len(imported)} of {len(folders)} folders imported into {args.out_dir}"
+        + (f"; skipped (image size): {', '.join(skipped)}" if skipped else "")
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    return 0 if imported and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
