@@ -63,8 +63,10 @@ def row_schema(action_dim: int, image_size: int) -> dict[str, tuple[torch.dtype,
 def pad_action_dim(rows: TensorDictBase, action_dim: int) -> TensorDictBase:
     """Zero-pad ``rows["prev_action"]`` from ``[*, A]`` to ``[*, action_dim]``.
 
-    Zero-padding is how actions of different domains share one network (DESIGN.md §4): the
-    extra dimensions are always 0, so a model trained on the padded actions sees the same inputs.
+    Zero-padding is how actions of different domains share one network (the common width of
+    :class:`~vid2act.components.data.MultiTaskOfflineData` and of the teachers, which pad the target's
+    narrower actions the same way): the extra dimensions are always 0, so a model trained on the
+    padded actions sees the same inputs.
 
     Args:
         rows: rows with a ``"prev_action"`` entry of shape ``[*, A]``.
