@@ -41,7 +41,7 @@ class TeacherBank(TensorDictModuleBase):
     """``N`` frozen source world models ``{F^i}`` (Vid2Act Eq. 1) evaluated together.
 
     Every verb runs all ``N`` teachers in ONE call under ``torch.no_grad()``, never a Python loop
-    over teachers (DESIGN §7):
+    over teachers:
 
     * ``layout="mixture"`` (default, the authors' released code): one :class:`WorldModel` with
       ``label_dim = N``; teacher ``i`` is that network run with the one-hot task label ``i``. The
@@ -65,7 +65,7 @@ class TeacherBank(TensorDictModuleBase):
 
     The teachers are frozen: ``requires_grad=False`` on every parameter and always in eval mode
     (``train()`` is a no-op). Actions narrower than the teachers' ``action_dim`` are zero-padded
-    (DESIGN §4); wider ones are an error.
+    (as :func:`~vid2act.components.data.pad_action_dim` pads the source data); wider ones are an error.
 
     Why our own module and not :class:`tensordict.nn.EnsembleModule`: that module re-initialises
     the copies (we load trained weights), vmaps one ``forward`` (we need several verbs: encode,
@@ -296,7 +296,7 @@ class TeacherBank(TensorDictModuleBase):
     # ------------------------------------------------------------------ verbs
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor, *, paired: bool = False) -> torch.Tensor:
-        """Every teacher's image embedding (cache these: the teachers are frozen, DESIGN §7).
+        """Every teacher's image embedding (frozen teachers: cacheable, as ``agent.cache_teacher_embed`` does).
 
         Args:
             pixels: frames ``[*B, 3, 64, 64]`` uint8; with ``paired=True`` ``[N, *B, 3, 64, 64]``

@@ -1,6 +1,6 @@
 """Recurrent state-space model (RSSM) of DreamerV2, with TensorDict verbs.
 
-Rows follow the Dreamer convention of the project (``COMMON.md``): row ``t`` holds ``o_t`` and
+Rows follow the Dreamer convention of :mod:`vid2act.components.data.rows`: row ``t`` holds ``o_t`` and
 ``a_{t-1}`` (``prev_action``), so the posterior at row ``t`` is
 ``q(s_t | h_t, o_t)`` with ``h_t = GRU(h_{t-1}, [s_{t-1}, a_{t-1}])``, using row ``t``'s own
 ``prev_action``.
