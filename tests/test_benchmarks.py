@@ -67,3 +67,33 @@ def test_random_baseline_reports_episode_returns(tmp_path):
     # cartpole-balance pays at most 1 per simulator frame: 20 env steps x action repeat 2
     assert all(0 < r <= 40 for r in report["returns"])
     assert report["return_min"] <= report["return_mean"] <= report["return_max"]
+
+
+def _env_throughput(tmp_path, *args, timeout=600):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "env_throughput.py"), "--steps", "2", "--workers", "1", *args],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_env_throughput_reports_each_render_quality(tmp_path):
+    proc = _env_throughput(tmp_path, "--tasks", "dmc/cartpole-balance")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["steps"] == 2 and report["render_qualities"] == ["full", "fast"]
+    task = report["tasks"]["dmc/cartpole-balance"]
+    assert task["action_repeat"] >= 1 and task["image_size"] == 64 and set(task["render_quality"]) == {"full", "fast"}
+    for quality, figures in task["render_quality"].items():
+        assert set(figures) == {"raw_render_once", "raw_render_every_substep", "make_env"}, quality
+        for name, rates in figures.items():
+            assert rates["env_steps_per_s"] > 0 and rates["seconds"] > 0, (quality, name)
+            assert rates["frames_per_s"] == pytest.approx(rates["env_steps_per_s"] * task["action_repeat"], rel=0.02)
+    proc = _env_throughput(tmp_path, "--tasks", "metaworld/door-close", "--render-quality", "fast")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["render_qualities"] == ["fast"] and set(report["tasks"]["metaworld/door-close"]["render_quality"]) == {"fast"}
+
+
+def test_env_throughput_rejects_an_unknown_render_quality(tmp_path):
+    proc = _env_throughput(tmp_path, "--render-quality", "ultra", timeout=120)
+    assert proc.returncode == 2 and "invalid choice: 'ultra'" in proc.stderr
