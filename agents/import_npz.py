@@ -2,7 +2,7 @@
 
 Usage::
 
-    vid2act-import SRC_DIR OUT_DIR [--action-dim A] [--image-size S] [--behaviour-policy NAME]
+    vid2act-import SRC_DIR OUT_DIR [--action-dim A] [--image-size S] [--behaviour-policy NAME] [--render-quality Q]
     python -m vid2act.agents.import_npz ...    # the same
 
 Every folder under ``SRC_DIR`` that directly holds ``*.npz`` files (DreamerV2, V-D4RL and the Vid2Act
@@ -10,7 +10,9 @@ authors' format; ``SRC_DIR`` itself when it holds them) becomes the dataset ``OU
 relative to SRC_DIR>`` through :func:`vid2act.components.data.import_npz_episodes`, one folder at a
 time. A folder whose first file's frames are not ``S x S`` is skipped and named, and a folder that fails
 (a corrupt file, an existing destination) is named with its error; the other folders are imported
-all the same. One line per folder, then a summary.
+all the same. One line per folder, then a summary. The manifests record ``--render-quality`` (default
+``full``: DreamerV2, V-D4RL and the authors' code render the suites' own look); teachers pretrained on
+the datasets and their target runs must use the same ``env.render_quality``.
 
 Exit status: 0 when every folder was imported or skipped for its image size (and at least one was
 imported), 1 when a folder failed or none was imported, 2 for bad arguments or no npz files at all.
@@ -60,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--image-size", type=int, default=64, help="frame size S of [T, S, S, 3] images (default: 64)")
     parser.add_argument("--behaviour-policy", default="unknown", help="recorded in the manifests (default: unknown)")
+    parser.add_argument(
+        "--render-quality", choices=("full", "fast"), default="full",
+        help="how the frames were rendered, recorded in the manifests (default: full, the suites' own look)",
+    )
     return parser
 
 
@@ -97,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 action_dim=args.action_dim,
                 image_size=args.image_size,
                 behaviour_policy=args.behaviour_policy,
+                render_quality=args.render_quality,
             )
         except (OSError, ValueError) as err:  # DatasetError is a ValueError; FileExistsError an OSError
             failed.append(name)
@@ -105,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         imported.append(name)
         print(
             f"imported {name}: {dataset.episodes} episodes, {dataset.frames} frames, "
-            f"action_dim {dataset.action_dim} -> {args.out_dir / name}"
+            f"action_dim {dataset.action_dim}, render_quality {dataset.render_quality} -> {args.out_dir / name}"
         )
     print(
         f"{len(imported)} of {len(folders)} folders imported into {args.out_dir}"

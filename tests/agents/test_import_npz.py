@@ -61,3 +61,20 @@ def test_frame_size_reads_the_header(tmp_path):
     assert frame_size(tmp_path / "a.npz") == (3, 8, 8, 3)
     (tmp_path / "b.npz").write_bytes(b"junk")
     assert frame_size(tmp_path / "b.npz") is None
+
+
+def test_render_quality_is_recorded_full_unless_told(tmp_path, capsys):
+    src = tmp_path / "src"
+    _episode(src / "walker_walk" / "a.npz")
+    assert main([str(src), str(tmp_path / "full"), "--image-size", "8"]) == 0
+    assert OfflineDataset.open(tmp_path / "full" / "walker_walk").render_quality == "full"
+    assert "render_quality full" in capsys.readouterr().out
+    assert main([str(src), str(tmp_path / "fast"), "--image-size", "8", "--render-quality", "fast"]) == 0
+    assert OfflineDataset.open(tmp_path / "fast" / "walker_walk").render_quality == "fast"
+    capsys.readouterr()
+    try:
+        main([str(src), str(tmp_path / "bad"), "--render-quality", "ultra"])
+    except SystemExit as exit_:
+        assert exit_.code == 2 and "invalid choice: 'ultra'" in capsys.readouterr().err
+    else:
+        raise AssertionError("an unknown --render-quality was accepted")
