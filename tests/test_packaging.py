@@ -67,10 +67,12 @@ def test_console_scripts_are_installed():
 
 
 def test_python_m_vid2act_ships_with_the_namespace_package():
-    # vid2act/ holds only __main__.py: an __init__.py would turn the namespace package into a regular one
+    # agents/_namespace/ (mapped to vid2act) holds only __main__.py: an __init__.py would turn the
+    # namespace package into a regular one. The repository's top level stays agents/ components/ envs/ configs/.
     assert "vid2act" in _listed_packages()
-    assert not (ROOT / "vid2act" / "__init__.py").exists()
-    assert sorted(p.name for p in (ROOT / "vid2act").glob("*.py")) == ["__main__.py"]
+    folder = ROOT / tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]["vid2act"]
+    assert folder == ROOT / "agents" / "_namespace" and not (ROOT / "vid2act").exists()
+    assert sorted(p.name for p in folder.glob("*.py")) == ["__main__.py"]
     assert importlib.util.find_spec("vid2act.__main__") is not None
 
 
