@@ -34,7 +34,8 @@ class GaussianPrior(nn.Module):
 
     Layout (as in :class:`~torchrl.modules.RSSMPriorV3`'s ``"gru"`` mode): ``Linear(S + A, hidden)
     + act`` -> ``GRUCell(hidden, belief_dim)`` -> ``Linear(belief_dim, hidden) + act`` ->
-    ``Linear(hidden, 2 S)``.
+    ``Linear(hidden, 2 S)``. :class:`~vid2act.components.world_model.RSSM` replaces ``.rnn`` by
+    :class:`~vid2act.components.world_model.LayerNormGRUCell` unless ``gru="torch"``.
 
     Args:
         action_dim: size ``A`` of the action input (includes any task label concatenated to it).
