@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -38,17 +40,43 @@ def _frames_and_states(task, quality):
         env.close()
 
 
+def _frames_and_states_fresh_process(task, tmp_path):
+    """:func:`_frames_and_states` of both qualities in a new interpreter.
+
+    Run inside the whole suite, one "full"/"fast" pair once came out with a mean pixel difference of 64
+    (7 in a fresh process): some earlier test leaves the process's OpenGL state changed. The comparison is
+    about the renderer's settings, so it runs where no other test has rendered.
+    """
+    import subprocess
+    import sys
+
+    out = tmp_path / "frames.npz"
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import test_rendering as t\n"
+        "arrays = {}\n"
+        "for q in ('full', 'fast'):\n"
+        "    frames, states = t._frames_and_states(sys.argv[2], q)\n"
+        "    arrays[q + '_frames'] = np.stack([f.numpy() for f in frames]); arrays[q + '_states'] = np.stack(states)\n"
+        "np.savez(sys.argv[3], **arrays)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(pathlib.Path(__file__).parent), task, str(out)], check=True,
+                   timeout=300)
+    data = np.load(out)
+    return ([torch.from_numpy(f) for f in data["full_frames"]], list(data["full_states"]),
+            [torch.from_numpy(f) for f in data["fast_frames"]], list(data["fast_states"]))
+
+
 @pytest.mark.parametrize("task", TASKS)
-def test_fast_frames_differ_from_full_frames_of_the_same_seed_and_state(task):
-    full_frames, full_states = _frames_and_states(task, "full")
-    fast_frames, fast_states = _frames_and_states(task, "fast")
+def test_fast_frames_differ_from_full_frames_of_the_same_seed_and_state(task, tmp_path):
+    full_frames, full_states, fast_frames, fast_states = _frames_and_states_fresh_process(task, tmp_path)
     for full, fast, s_full, s_fast in zip(full_frames, fast_frames, full_states, fast_states):
         np.testing.assert_array_equal(s_full, s_fast)  # the physics is untouched: same state
         assert fast.shape == full.shape == (3, 64, 64) and fast.dtype == full.dtype == torch.uint8
         assert not torch.equal(fast, full)  # only the frames differ
         assert fast.float().std() > 5  # still a real scene
         # the same scene: most pixels are close, shadows and reflections make up the difference
-        assert (fast.int() - full.int()).abs().float().mean() < 40
+        diff = (fast.int() - full.int()).abs().float().mean()
+        assert diff < 40, f"mean |fast - full| = {diff:.1f}; frame means full {full.float().mean():.1f}, fast {fast.float().mean():.1f}"
 
 
 @pytest.mark.parametrize("task", TASKS)
