@@ -22,7 +22,7 @@ def test_collect_config_composes_with_any_task():
     assert cfg.out == "data/dmc/walker-walk"
 
 
-@pytest.mark.parametrize("model", ["tiny", "small", "paper", "official"])
+@pytest.mark.parametrize("model", ["tiny", "small", "paper", "official", "cpu"])
 def test_train_config_composes_for_every_model_preset(model):
     cfg = _compose("train", [f"model={model}", "env=metaworld/button-press", "logger=csv"])
     assert cfg.model.preset == model and cfg.agent.name == "dreamerv2" and cfg.logger.wandb is False
@@ -62,3 +62,10 @@ def test_paper_experiments_compose_with_their_sweeps(experiment):
 def test_quickstart_and_report_configs_compose(name, overrides):
     cfg = _compose(name, overrides)
     assert cfg is not None
+
+
+def test_cpu_walker_experiment_composes_with_the_cpu_preset():
+    cfg = _compose("train", ["experiment=dmc_cpu_walker"])
+    assert cfg.model.preset == "cpu" and cfg.env.name == "dmc/walker-stand" and cfg.env.render_quality == "fast"
+    assert cfg.agent.free_nats == 0.4 and cfg.agent.actor_dist == "tanh_normal" and cfg.logger.wandb is False
+    assert (cfg.env_steps, cfg.batch_size, cfg.seq_len, cfg.torch_threads) == (50_000, 16, 32, 1)
