@@ -207,7 +207,7 @@ class WorldModelLoss(LossModule):
 
         # mean_{B,T} sum_{c,h,w} 0.5 (o - o_hat)^2, as one fused reduction.
         reco_pixels = out["reco_pixels"]
-        frames = max(1, reco_pixels[..., 0, 0, 0].numel())
+        frames = max(1, reco_pixels.shape[:-3].numel())  # B * T
         reco = F.mse_loss(reco_pixels, target.to(reco_pixels.dtype), reduction="sum") * (0.5 / frames)
 
         losses = {"loss_model_kl": kl_loss, "loss_model_reco": self.reco_scale * reco}
