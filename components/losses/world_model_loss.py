@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from torchrl.objectives import LossModule
 
 from vid2act.components.world_model import WorldModel, preprocess_pixels
+from vid2act.components.world_model.encoder import _channels_last
 
 __all__ = ["WorldModelLoss"]
 
@@ -247,5 +248,4 @@ def _channels_last_frames(pixels: torch.Tensor) -> torch.Tensor:
     """
     if pixels.ndim < 4:
         return pixels
-    flat = pixels.reshape(-1, *pixels.shape[-3:]).contiguous(memory_format=torch.channels_last)
-    return flat.reshape(pixels.shape)
+    return _channels_last(pixels.reshape(-1, *pixels.shape[-3:])).reshape(pixels.shape)

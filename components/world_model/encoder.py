@@ -150,8 +150,6 @@ class ConvEncoder(nn.Module):
         return out.reshape(labels.shape[0], *batch, self.embed_dim)
 
     def _first_conv(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.label_dim:
-            return self.net[0](x)
         conv = self.net[0]
         return F.conv2d(x, conv.weight[:, : IMAGE_SHAPE[0]], conv.bias, stride=conv.stride)
 
