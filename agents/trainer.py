@@ -4,7 +4,12 @@ The loop knows nothing about world models: an agent (see :class:`TrainableAgent`
 policy, the env transforms that policy needs (recurrent-state primers), one ``update`` on a replay batch,
 and its ``state_dict``. Everything else is TorchRL: a ``Collector`` (random policy for the prefill via
 ``init_random_frames``), a ``TensorDictReplayBuffer`` with a ``SliceSampler`` over whole episodes, and
-TorchRL's CSV / wandb loggers.
+TorchRL's CSV / wandb / TensorBoard loggers (evaluation videos and figures included).
+
+Crash safety: finished episodes go to disk as they end (the writer's ``store``, an ``OfflineDataset``) and a
+checkpoint records how many it covers, so a kill at any point leaves a consistent state and a resume
+rebuilds the RAM buffer from disk. TorchRL's ``ReplayBuffer.dumps`` / ``loads`` are not used: they rewrite
+the whole capacity at every checkpoint and ``loads`` unpickles a file of the run folder.
 
 Units: ``env_steps`` are policy decisions; ``env_frames = env_steps * action_repeat`` is the x-axis of every
 metric (the DreamerV2 / paper convention: "400K env steps" on DMC are frames at action repeat 2).
@@ -16,7 +21,6 @@ import logging
 import math
 import os
 import pathlib
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -27,10 +31,12 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 from tqdm.auto import tqdm
 
-from vid2act.agents.checkpoint import load_checkpoint, save_checkpoint
+from vid2act.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vid2act.agents.evaluate import evaluate_policy
 from vid2act.agents.metrics import MetricLogger
 from vid2act.agents.plots import plot_learning_curve
+from vid2act.agents.run_state import capture_rng, check_free_space, remove_stale_files, restore_rng, truncate_csvs
+from vid2act.components.data.episode_writer import restore_replay
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +117,15 @@ def buffer_capacity(buffer) -> int | None:
     return getattr(getattr(buffer, "_storage", None), "max_size", None)
 
 
-def _atomic_dump_buffer(buffer, path: pathlib.Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    buffer.dumps(str(tmp))
-    old = path.with_name(path.name + ".old")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+def _tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a nested state (dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def train_loop(
@@ -147,37 +153,74 @@ def train_loop(
         writer: an :class:`~vid2act.components.data.EpisodeWriter` turning collector batches into rows.
         cfg: budget and cadence.
         logger: metric sink; x-axis env frames.
-        out_dir: run folder: ``checkpoint.pt``, ``buffer/``, ``videos/``, ``learning_curve.png``.
+        out_dir: run folder: ``checkpoint.pt``, ``videos/``, ``learning_curve.png`` (the replay episodes are
+            in ``writer.store``, ``replay/`` for the train CLI). Temp files a killed run left are removed first.
         meta: metadata stored in (and checked against, on resume) the checkpoint, e.g. model preset
             and action dim.
-        resume: continue from ``out_dir/checkpoint.pt`` (and its replay buffer) if present.
+        resume: continue from ``out_dir/checkpoint.pt`` if present: weights, optimisers, counters and the
+            global RNG states are restored, the buffer is rebuilt from the first ``replay_episodes`` episodes of
+            ``writer.store`` (later ones are deleted) and the metric CSVs are cut to the checkpoint's frame. A
+            finished run (``finished`` in the checkpoint, budget reached) returns its last evaluation as is.
         progress: show the tqdm bar (env frames, frames/s, updates/s, latest return).
         progress_desc / progress_position: the bar's label and terminal line (several runs side by side).
 
+    Checkpoints (every ``cfg.checkpoint_every`` env steps, and at the end) wait for an episode boundary
+    (for up to one more interval), so the episodes they cover are exactly those on disk; each holds only
+    weights, counters and RNG states (the replay episodes are appended to the store as they end), and is
+    written after a free-space check, atomically.
+
     Raises:
         FloatingPointError: a loss became NaN/Inf; the last good checkpoint on disk is kept as it was.
-        CheckpointError: ``resume`` found a checkpoint written for another model / env.
+        CheckpointError: ``resume`` found a checkpoint written for another model / env, or by an older
+            version (a pickled replay dump).
+        ValueError: ``resume`` without ``writer.store``, the store lacks episodes the checkpoint covers, or
+            a fresh run finds episodes of another run in the store.
+        OSError: ``ENOSPC``, the disk cannot hold the next checkpoint (the last good one is kept).
     """
     from torchrl.collectors import Collector
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, buffer_path = out_dir / "checkpoint.pt", out_dir / "buffer"
-    steps, updates = 0, 0
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, expect=meta)
+    ckpt_path = out_dir / "checkpoint.pt"
+    remove_stale_files(out_dir)
+    steps, updates, credit, last_eval = 0, 0, 0.0, 0
+    result: dict[str, float] = {}
+    state = load_checkpoint(ckpt_path, expect=meta) if resume and ckpt_path.exists() else None
+    if state is not None:
+        if "replay_episodes" not in state:
+            raise CheckpointError(
+                f"{ckpt_path}: written by an older vid2act whose replay-buffer dump loads through pickle, so it "
+                f"cannot be resumed safely; start a new run (another out_dir)"
+            )
+        if writer.store is None:
+            raise ValueError("resuming needs an EpisodeWriter with a store (the run's replay episodes on disk)")
         agent.load_state_dict(state["agent"])
         steps, updates = int(state["env_steps"]), int(state["updates"])
-        if buffer_path.exists():
-            buffer.loads(str(buffer_path))
-            writer.next_episode_id = int(state.get("next_episode_id", 0))
-        log.info("resumed from %s at %d env steps, %d updates", ckpt_path, steps, updates)
+        credit, last_eval = float(state["credit"]), int(state["last_eval_steps"])
+        result = dict(state["last_eval"])
+        rows = restore_replay(writer, int(state["replay_episodes"]), progress=progress)
+        dropped = truncate_csvs(logger.csv_dir, steps * cfg.action_repeat)
+        log.info("resumed from %s at %d env steps, %d updates, %d replay episodes (%d rows); %d metric rows "
+                 "logged after the checkpoint dropped", ckpt_path, steps, updates, state["replay_episodes"], rows,
+                 dropped)
+        if state.get("finished") and steps >= cfg.env_steps:
+            log.info("run already finished at %d env steps: nothing to do", steps)
+            return {**result, "env_steps": steps, "env_frames": steps * cfg.action_repeat, "updates": updates}
+    elif writer.store is not None and writer.store.episodes:
+        raise ValueError(
+            f"{writer.store.path} already holds {writer.store.episodes} episodes of another run: pass resume=true "
+            f"to continue it, or use another out_dir"
+        )
+    else:  # a fresh start (or a run killed before its first checkpoint): no metric row of before stays
+        truncate_csvs(logger.csv_dir, -1)
 
     train_env = with_agent_transforms(make_train_env(), agent)
     eval_env = with_agent_transforms(make_eval_env(), agent)
     remaining = cfg.env_steps - steps
     if remaining <= 0:
         log.info("budget of %d env steps already reached", cfg.env_steps)
+    if state is not None:  # the global RNGs as at the checkpoint: sampling and exploration continue as they would
+        restore_rng(state["rng"])
     collector = Collector(
         train_env,
         agent.policy(explore=True),
@@ -186,29 +229,39 @@ def train_loop(
         init_random_frames=max(cfg.prefill - steps, 0),
     )
 
-    def save() -> None:
-        save_checkpoint(
-            ckpt_path,
-            {"agent": agent.state_dict(), "env_steps": steps, "updates": updates, "meta": meta,
-             "next_episode_id": writer.next_episode_id, "buffer_capacity": buffer_capacity(buffer)},
-        )
-        _atomic_dump_buffer(buffer, buffer_path)
+    def save(*, finished: bool = False) -> None:
+        """Checkpoint the episodes written so far (the replay episodes are on disk already).
+
+        Env steps of an unfinished episode are not covered: a resume collects them again (their frames'
+        metrics are cut from the CSVs then)."""
+        covered = steps - writer.pending_steps
+        ckpt = {
+            "agent": agent.state_dict(), "env_steps": covered, "updates": updates, "credit": credit, "meta": meta,
+            "replay_episodes": writer.next_episode_id, "replay_rows": writer.rows_written,
+            "buffer_capacity": buffer_capacity(buffer), "rng": capture_rng(),
+            "last_eval": result, "last_eval_steps": last_eval, "finished": finished,
+        }
+        check_free_space(ckpt_path, 2 * _tensor_bytes(ckpt) + 64 * 2**20)
+        save_checkpoint(ckpt_path, ckpt)
 
     def evaluate() -> dict[str, float]:
-        video = out_dir / "videos" / f"eval_{steps * cfg.action_repeat:08d}.gif" if cfg.save_video else None
+        frames = steps * cfg.action_repeat
+        video = out_dir / "videos" / f"eval_{frames:08d}.gif" if cfg.save_video else None
         result = evaluate_policy(eval_env, agent.policy(explore=False), episodes=cfg.eval_episodes, video_path=video)
-        logger.log({f"eval/{k}": v for k, v in result.items()}, steps * cfg.action_repeat)
-        plot_learning_curve(logger.csv_dir, out_dir / "learning_curve.png")
-        agent.save_plots(logger.csv_dir, out_dir)
+        logger.log({f"eval/{k}": v for k, v in result.items()}, frames)
+        figures = {"figures/learning_curve": plot_learning_curve(logger.csv_dir, out_dir / "learning_curve.png")}
+        figures.update({f"figures/{png.stem}": png for png in agent.save_plots(logger.csv_dir, out_dir)})
         if len(buffer):  # is the model still seeing what matters? (truth / posterior + open-loop prior / error)
-            agent.save_open_loop(buffer.sample(), out_dir / "open_loop.png")
+            figures["figures/open_loop"] = agent.save_open_loop(buffer.sample(), out_dir / "open_loop.png")
+        if video is not None:  # the GIF just written, to wandb / TensorBoard (TorchRL's log_video)
+            logger.log_video("eval/video", video, frames)
+        logger.log_images(figures, frames)
         return result
 
     bar = tqdm(total=cfg.env_steps * cfg.action_repeat, initial=steps * cfg.action_repeat, unit="frame",
                desc=progress_desc, position=progress_position, disable=not progress)
-    credit, last_eval, last_ckpt = 0.0, steps, steps
+    last_ckpt = steps
     t0, steps0, updates0, last_return = time.perf_counter(), steps, updates, float("nan")
-    result: dict[str, float] = {}
     try:
         for batch in collector if remaining > 0 else []:
             n = batch.numel()
@@ -238,7 +291,9 @@ def train_loop(
                             ups=f"{(updates - updates0) / elapsed:.2f}", ret=f"{last_return:.1f}")
             if cfg.eval_every and steps - last_eval >= cfg.eval_every:
                 result, last_eval = evaluate(), steps
-            if cfg.checkpoint_every and steps - last_ckpt >= cfg.checkpoint_every:
+            # checkpoints wait for an episode boundary (up to one more interval), so a resume loses nothing
+            due = cfg.checkpoint_every and steps - last_ckpt >= cfg.checkpoint_every
+            if due and (writer.pending_steps == 0 or steps - last_ckpt >= 2 * cfg.checkpoint_every):
                 save()
                 last_ckpt = steps
             if steps >= cfg.env_steps:
@@ -247,8 +302,8 @@ def train_loop(
         bar.close()
         collector.shutdown()
     if last_eval != steps or not result:
-        result = evaluate()
-    save()
+        result, last_eval = evaluate(), steps
+    save(finished=steps >= cfg.env_steps)
     for env in (train_env, eval_env):
         if not env.is_closed:
             env.close()

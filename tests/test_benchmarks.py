@@ -97,3 +97,21 @@ def test_env_throughput_reports_each_render_quality(tmp_path):
 def test_env_throughput_rejects_an_unknown_render_quality(tmp_path):
     proc = _env_throughput(tmp_path, "--render-quality", "ultra", timeout=120)
     assert proc.returncode == 2 and "invalid choice: 'ultra'" in proc.stderr
+
+
+@pytest.mark.parametrize("stage, extra", [("pretrain", ["--pretrain-steps", "12", "--episodes", "2"]),
+                                          ("train", ["--train-steps", "250"])])
+def test_crash_torture_kills_resumes_and_finds_a_consistent_state(tmp_path, stage, extra):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "crash_torture.py"), "--stages", stage, "--kills", "2",
+         "--out", str(tmp_path / "work"), *extra],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=900,
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"], proc.stdout + proc.stderr[-3000:]
+    result = report["stages"][stage]
+    assert len(result["kill_delays_s"]) == 2
+    if stage == "pretrain":
+        assert result["weights_equal_reference"] and result["steps"] == 12
+    else:
+        assert result["checkpoint_covers_replay_on_disk"] and result["metric_rows_unique"] and result["no_stale_files"]

@@ -17,7 +17,9 @@ episode. Fields (format version 1)::
     env_steps         number of policy decisions (transitions) in all episodes
     created, updated  ISO-8601 UTC timestamps
     episode_records   one entry per episode, in id order:
-                      {"id", "path" (relative), "length" (rows), "return", "success", "action_dim" (native)}
+                      {"id", "path" (relative), "length" (rows), "return", "success", "action_dim" (native),
+                       "checksums" (optional: {"<file name>": "crc32:<8 hex digits>"} of the episode's
+                       memmap files; records written before the field have none and are not verified)}
 """
 
 from __future__ import annotations
@@ -192,6 +194,11 @@ def validate_manifest(manifest: Any, where: str) -> dict:
         _check_types(record, _RECORD_FIELDS, f"{where}: episode_records[{position}]")
         if record["id"] != position:
             raise DatasetError(f"{where}: episode_records[{position}] has id {record['id']}, expected {position}")
+        checksums = record.get("checksums")
+        if checksums is not None and not (
+            isinstance(checksums, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in checksums.items())
+        ):
+            raise DatasetError(f"{where}: episode_records[{position}].checksums must map file names to strings")
         if record["length"] < 2:
             raise DatasetError(f"{where}: episode {position} has length {record['length']} < 2 rows")
     frames = sum(r["length"] for r in records)

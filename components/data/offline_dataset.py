@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import shutil
 import uuid
+import zlib
 from pathlib import Path
 
 import torch
@@ -25,10 +27,24 @@ from .manifest import (
 from .rows import ROW_KEYS, row_schema, validate_episode_rows
 from .sequence_buffer import SequenceReplayBuffer, make_sequence_buffer
 
-__all__ = ["OfflineDataset"]
+__all__ = ["OfflineDataset", "file_checksum"]
 
 _EPISODES = "episodes"
 _TMP_PREFIX = ".tmp-"
+_CHUNK = 1 << 23  # 8 MiB reads for the checksums
+
+
+def file_checksum(path: str | Path) -> str:
+    """CRC-32 of a file's bytes as ``"crc32:<8 hex digits>"`` (read in 8 MiB chunks, ~1 GB/s).
+
+    CRC-32 catches the corruption that matters here (a torn or overwritten memmap file of the right size);
+    it is not a defence against a deliberate forgery.
+    """
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return f"crc32:{crc:08x}"
 
 
 def _suite_of(task: str) -> str:
@@ -48,6 +64,11 @@ class OfflineDataset:
     Appends are atomic: the episode is written to a temp directory, renamed into place, and only then
     listed in the manifest (itself replaced atomically). A crash or error part-way leaves at most an
     unlisted directory, which readers ignore and the next append removes. One writer at a time.
+
+    Every episode's record carries a CRC-32 of each of its files, verified the first time the episode is
+    read through this handle (:meth:`episode`, :meth:`load`), so same-size garbage in a memmap file is an
+    error, not silently wrong data. :meth:`open` checks only the sizes (cheap); records written before
+    checksums existed are not verified.
 
     Use :meth:`create`, :meth:`open` or :meth:`open_or_create` rather than the constructor.
 
@@ -75,6 +96,7 @@ class OfflineDataset:
         self.path = Path(path)
         self._manifest = manifest
         self.pad_actions = pad_actions
+        self._verified: set[int] = set()  # episode ids whose checksums this handle has checked
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -143,7 +165,9 @@ class OfflineDataset:
                 detail = ", ".join(f"{k}: stored {old!r}, requested {new!r}" for k, (old, new) in clashes.items())
                 raise DatasetError(f"{path / MANIFEST_NAME}: existing dataset is incompatible ({detail})")
             return dataset
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        # an empty ``episodes/`` alone is what a create killed before its manifest leaves: reuse it
+        leftover = path.is_dir() and [p.name for p in path.iterdir()] == [_EPISODES] and not any((path / _EPISODES).iterdir())
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not leftover:
             raise DatasetError(f"{path}: exists and is not an empty directory, refusing to create a dataset there")
         (path / _EPISODES).mkdir(parents=True, exist_ok=True)
         manifest = new_manifest(
@@ -174,7 +198,7 @@ class OfflineDataset:
         manifest = read_manifest(path)
         dataset = cls(path, manifest, pad_actions=pad_actions)
         for record in manifest["episode_records"]:
-            dataset._load_episode(record)
+            dataset._load_episode(record, verify=False)
         return dataset
 
     @classmethod
@@ -260,11 +284,12 @@ class OfflineDataset:
         )
 
     # ------------------------------------------------------------------ reading
-    def _load_episode(self, record: dict) -> TensorDictBase:
+    def _load_episode(self, record: dict, *, verify: bool = True) -> TensorDictBase:
         """Memory-map one listed episode after checking its files against the record.
 
         File sizes are checked *before* ``TensorDict.load_memmap``, which would otherwise silently
-        zero-extend a truncated file to the expected size.
+        zero-extend a truncated file to the expected size; with ``verify``, the files' checksums too
+        (once per episode and handle). Nothing is unpickled (``allow_pickle=False``).
         """
         where = self.path / record["path"]
         if not (where / "meta.json").is_file():
@@ -280,8 +305,18 @@ class OfflineDataset:
                 raise DatasetError(
                     f"{file}: {found}, expected {expected} bytes ({length} rows of {dtype} {list(shape)})"
                 )
+        if verify and record["id"] not in self._verified:
+            for name, expected_sum in (record.get("checksums") or {}).items():
+                file = where / name
+                found_sum = file_checksum(file) if file.is_file() else "missing"
+                if found_sum != expected_sum:
+                    raise DatasetError(
+                        f"{file}: checksum {found_sum}, the manifest records {expected_sum}: the file is corrupt "
+                        f"(re-collect the episode, or truncate the dataset before episode {record['id']})"
+                    )
+            self._verified.add(record["id"])
         try:
-            td = TensorDict.load_memmap(where)
+            td = TensorDict.load_memmap(where, allow_pickle=False)
         except Exception as exc:  # tensordict raises assorted errors on garbled metadata
             raise DatasetError(f"{where}: unreadable episode ({type(exc).__name__}: {exc})") from exc
         if td.batch_size != torch.Size([length]):
@@ -298,7 +333,8 @@ class OfflineDataset:
 
         Raises:
             IndexError: ``index`` out of range.
-            DatasetError: the episode's files are missing, truncated or do not match its record.
+            DatasetError: the episode's files are missing, truncated, corrupt (checksum) or do not match
+                its record.
         """
         if not -self.episodes <= index < self.episodes:
             raise IndexError(f"episode {index} out of range for {self.episodes} episodes in {self.path}")
@@ -361,13 +397,63 @@ class OfflineDataset:
 
     # ------------------------------------------------------------------ writing
     def _remove_stale(self) -> None:
-        """Delete temp dirs and unlisted episode dirs left by interrupted appends (writer only)."""
+        """Delete temp dirs, unlisted episode dirs and manifest temp files left by interrupted writes
+        (writer only)."""
         listed = {Path(r["path"]).name for r in self._manifest["episode_records"]}
         for child in (self.path / _EPISODES).iterdir():
             if child.name not in listed:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
+        for tmp in self.path.glob(f".{MANIFEST_NAME}.tmp-*"):
+            tmp.unlink(missing_ok=True)
 
-    def append_episode(self, rows: TensorDictBase) -> None:
+    def remove_stale(self) -> None:
+        """Delete what interrupted appends left behind: temp and unlisted episode dirs, manifest temp files.
+
+        Call it from the (only) writer, e.g. when a run resumes; readers never see those files anyway.
+        """
+        self._remove_stale()
+
+    def truncate(self, episodes: int) -> None:
+        """Keep only the first ``episodes`` episodes (the manifest is rewritten first, then the files go).
+
+        A resumed online run uses it to drop the episodes written after its last checkpoint. A crash
+        part-way leaves either the old manifest (nothing lost) or the new one plus unlisted directories,
+        which the next write removes.
+
+        Args:
+            episodes: how many episodes to keep, ``0 <= episodes <= self.episodes``.
+
+        Raises:
+            ValueError: ``episodes`` is negative or more than the dataset holds.
+        """
+        if isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 <= episodes <= self.episodes:
+            raise ValueError(f"{self.path}: cannot keep {episodes!r} episodes of {self.episodes}")
+        if episodes == self.episodes:
+            return
+        manifest = copy.deepcopy(self._manifest)
+        manifest["episode_records"] = manifest["episode_records"][:episodes]
+        manifest["episodes"] = episodes
+        manifest["frames"] = sum(r["length"] for r in manifest["episode_records"])
+        manifest["env_steps"] = manifest["frames"] - episodes
+        manifest["updated"] = now_utc()
+        write_manifest(self.path, manifest)
+        self._manifest = manifest
+        self._verified = {i for i in self._verified if i < episodes}
+        self._remove_stale()
+
+    def _check_free_space(self, rows: TensorDictBase, margin: int = 64 * 2**20) -> None:
+        """Raise ``OSError(ENOSPC)`` before writing ``rows`` to a disk that cannot hold them (a memmap write
+        to a full disk would kill the process with SIGBUS instead)."""
+        need = sum(v.numel() * v.element_size() for v in rows.values(True, True)) + margin
+        free = shutil.disk_usage(self.path).free
+        if free < need:
+            raise OSError(
+                errno.ENOSPC,
+                f"{self.path}: {free / 2**20:.0f} MiB free, an episode needs {need / 2**20:.0f} MiB (with margin); "
+                f"the dataset is unchanged -- free some space and run again",
+            )
+
+    def append_episode(self, rows: TensorDictBase) -> TensorDict:
         """Validate one episode and add it atomically.
 
         The episode is checked first (:func:`~.rows.validate_episode_rows`), written as a memmap
@@ -378,7 +464,11 @@ class OfflineDataset:
             rows: one episode of Dreamer rows, batch shape ``[T + 1]``, any device. Keys outside
                 :data:`~.rows.ROW_KEYS` are dropped; ``"episode"`` is (re)set to the new id.
 
+        Returns:
+            The rows as stored (canonical dtypes, :data:`~.rows.ROW_KEYS` only), in memory.
+
         Raises:
+            OSError: ``ENOSPC``, the disk cannot hold the episode (checked before writing).
             TypeError, ValueError: the rows are invalid (see :func:`~.rows.validate_episode_rows`):
                 e.g. pixels not uint8 ``[T + 1, 3, S, S]`` with ``S == image_size``, an action dim
                 other than ``action_dim`` (smaller is zero-padded when ``pad_actions``), NaN/Inf
@@ -393,6 +483,7 @@ class OfflineDataset:
             episode_id=episode_id,
         )
         self._remove_stale()
+        self._check_free_space(clean)
         name = f"{episode_id:06d}"
         final = self.path / _EPISODES / name
         tmp = self.path / _EPISODES / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
@@ -413,6 +504,7 @@ class OfflineDataset:
         manifest["updated"] = now_utc()
         try:
             clean.memmap(prefix=tmp)
+            record["checksums"] = {f.name: file_checksum(f) for f in sorted(tmp.glob("*.memmap"))}
             tmp.rename(final)
             write_manifest(self.path, manifest)
         except BaseException:
@@ -420,3 +512,4 @@ class OfflineDataset:
             shutil.rmtree(final, ignore_errors=True)
             raise
         self._manifest = manifest
+        return clean

@@ -61,3 +61,52 @@ def test_bad_inputs():
     writer = EpisodeWriter(make_online_buffer(10, 1, 2))
     with pytest.raises(ValueError, match="done"):
         writer.extend(TensorDict({"pixels": torch.zeros(3, 3, 64, 64, dtype=torch.uint8)}, [3]))
+
+
+def _store(path):
+    from vid2act.components.data import OfflineDataset
+
+    return OfflineDataset.open_or_create(path, task="dmc/test", action_dim=1, image_size=64, behaviour_policy="online")
+
+
+def test_store_gets_every_finished_episode_and_restore_rebuilds_the_same_ring_buffer(tmp_path):
+    from vid2act.components.data import OfflineDataset
+    from vid2act.components.data.episode_writer import restore_replay
+
+    buffer = make_online_buffer(20, batch_size=2, seq_len=3)  # small ring: the oldest rows get overwritten
+    writer = EpisodeWriter(buffer, store=_store(tmp_path / "replay"))
+    writer.extend(_batch(1, 30, [(0, 5), (0, 11), (0, 17), (0, 23)]))
+    assert writer.pending_steps == 6 and writer.store.episodes == 4 and writer.rows_written == 4 * 7
+    checkpoint_episodes = 3  # as if the run was checkpointed after episode 2, then killed after episode 3
+    writer.extend(_batch(1, 6, [(0, 5)], start_value=30))
+    assert writer.pending_steps == 0 and writer.store.episodes == 5
+
+    # what an uninterrupted run holds after its first 3 episodes
+    expected_buffer = make_online_buffer(20, batch_size=2, seq_len=3)
+    expected = EpisodeWriter(expected_buffer)
+    expected.extend(_batch(1, 18, [(0, 5), (0, 11), (0, 17)]))
+
+    resumed = EpisodeWriter(make_online_buffer(20, batch_size=2, seq_len=3),
+                            store=OfflineDataset.open(tmp_path / "replay"))
+    assert restore_replay(resumed, checkpoint_episodes) == 3 * 7
+    assert resumed.store.episodes == 3 and resumed.next_episode_id == 3
+    assert len(resumed.buffer) == len(expected_buffer) == 20
+    for key in ("pixels", "prev_action", "reward", "episode", "is_first"):
+        assert torch.equal(resumed.buffer[:][key], expected_buffer[:][key]), key
+    writer = resumed  # and writing continues with episode id 3
+    writer.extend(_batch(1, 6, [(0, 5)], start_value=50))
+    assert writer.store.episodes == 4 and writer.store.manifest["episode_records"][-1]["id"] == 3
+
+
+def test_restore_replay_refuses_missing_episodes_and_a_writer_without_store(tmp_path):
+    from vid2act.components.data.episode_writer import restore_replay
+
+    writer = EpisodeWriter(make_online_buffer(100, batch_size=2, seq_len=3), store=_store(tmp_path / "replay"))
+    writer.extend(_batch(1, 6, [(0, 5)]))
+    fresh = EpisodeWriter(make_online_buffer(100, batch_size=2, seq_len=3), store=writer.store)
+    with pytest.raises(ValueError, match="holds 1 episodes but the checkpoint covers 2"):
+        restore_replay(fresh, 2)
+    with pytest.raises(ValueError, match="needs an empty buffer"):
+        restore_replay(writer, 1)
+    with pytest.raises(ValueError, match="with a store"):
+        restore_replay(EpisodeWriter(make_online_buffer(100, batch_size=2, seq_len=3)), 0)

@@ -362,3 +362,62 @@ def test_unknown_render_quality_in_a_manifest_is_refused(tmp_path, make_episode)
     _edit_manifest(path, lambda m: m.update(render_quality="ultra"))
     with pytest.raises(DatasetError, match="render_quality must be one of"):
         OfflineDataset.open(path)
+
+
+def test_same_size_garbage_in_a_memmap_file_fails_its_checksum(tmp_path, make_episode):
+    path = tmp_path / "door-close"
+    ds = _create(path)
+    for seed in range(2):
+        ds.append_episode(make_episode(5, seed=seed))
+    assert set(ds.manifest["episode_records"][1]["checksums"]) >= {"pixels.memmap", "reward.memmap"}
+    file = path / "episodes" / "000001" / "reward.memmap"
+    data = bytearray(file.read_bytes())
+    data[0] ^= 0xFF  # same size, different bytes: the size checks cannot see it
+    file.write_bytes(bytes(data))
+    reopened = OfflineDataset.open(path)  # open checks sizes only (cheap)
+    assert torch.equal(reopened.episode(0)["reward"], make_episode(5, seed=0)["reward"])
+    with pytest.raises(DatasetError, match=r"000001/reward\.memmap: checksum crc32:"):
+        reopened.episode(1)
+    with pytest.raises(DatasetError, match="checksum"):
+        reopened.load()
+
+
+def test_truncate_keeps_the_first_episodes_and_removes_the_rest(tmp_path, make_episode):
+    path = tmp_path / "door-close"
+    ds = _create(path)
+    for seed in range(3):
+        ds.append_episode(make_episode(4, seed=seed))
+    (path / ".manifest.json.tmp-dead").write_text("{")  # left by a kill mid manifest write
+    ds.truncate(1)
+    reopened = OfflineDataset.open(path)
+    assert (reopened.episodes, reopened.frames, reopened.manifest["env_steps"]) == (1, 5, 4)
+    assert _episode_dirs(path) == ["000000"] and not list(path.glob(".manifest.json.tmp-*"))
+    with pytest.raises(ValueError, match="cannot keep 2 episodes of 1"):
+        reopened.truncate(2)
+    reopened.append_episode(make_episode(4, seed=5))  # ids continue after the kept episodes
+    assert _episode_dirs(path) == ["000000", "000001"]
+
+
+def test_append_on_a_full_disk_raises_enospc_and_leaves_the_dataset_as_it_was(tmp_path, make_episode, monkeypatch):
+    import errno
+    from collections import namedtuple
+
+    path = tmp_path / "door-close"
+    ds = _create(path)
+    ds.append_episode(make_episode(4, seed=0))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(offline_dataset_module.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    with pytest.raises(OSError, match="MiB free") as info:
+        ds.append_episode(make_episode(4, seed=1))
+    assert info.value.errno == errno.ENOSPC
+    assert OfflineDataset.open(path).episodes == 1 and _episode_dirs(path) == ["000000"]
+
+
+def test_create_reuses_what_a_create_killed_before_its_manifest_left(tmp_path):
+    path = tmp_path / "door-close"
+    (path / "episodes").mkdir(parents=True)
+    assert _create(path).episodes == 0
+    (tmp_path / "other" / "episodes").mkdir(parents=True)
+    (tmp_path / "other" / "episodes" / "x").write_text("x")  # not empty: someone's data, refused
+    with pytest.raises(DatasetError, match="not an empty directory"):
+        _create(tmp_path / "other")

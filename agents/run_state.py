@@ -1,0 +1,129 @@
+"""What a resumable run keeps besides weights: RNG states, metric CSVs cut to the checkpoint, stale temp
+files, free disk space.
+
+Everything here is plain tensors / ints / lists, so a checkpoint holding it still loads with
+``torch.load(weights_only=True)`` (nothing is unpickled on a resume).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import random
+import shutil
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["capture_rng", "check_free_space", "remove_stale_files", "restore_rng", "truncate_csvs"]
+
+#: Temp files and folders a killed run can leave in its run folder (all rewritten from scratch on the next
+#: save, so removing them loses nothing). ``buffer*`` are the replay dumps of older versions.
+STALE_PATTERNS: tuple[str, ...] = (".checkpoint.pt.*.tmp", ".config.yaml.*.tmp", ".*.tmp", "buffer.tmp", "buffer.old")
+
+
+def capture_rng() -> dict[str, Any]:
+    """The global torch (CPU, and CUDA if initialised), numpy and Python RNG states, as plain tensors/lists.
+
+    Returns:
+        ``{"torch": ByteTensor, "cuda": [ByteTensor] | None, "numpy": {...}, "python": {...}}``, which
+        :func:`restore_rng` puts back.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back the RNG states of :func:`capture_rng`.
+
+    Raises:
+        ValueError: ``state`` is not what :func:`capture_rng` returns (the message names the part).
+    """
+    try:
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        np_state = state["numpy"]
+        np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                             np_state["has_gauss"], np_state["cached_gaussian"]))
+        py = state["python"]
+        random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss_next"]))
+    except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"not an RNG state written by capture_rng ({type(err).__name__}: {err})") from err
+
+
+def truncate_csvs(csv_dir: str | os.PathLike, max_step: int) -> int:
+    """Drop the rows logged after ``max_step`` from every ``step,value`` CSV under ``csv_dir`` (a resume).
+
+    A run resumed from its checkpoint at ``max_step`` env frames logs those frames again; without this, the
+    CSVs hold the killed run's later rows twice. Files are rewritten atomically; a file that is not
+    ``step,value`` rows is left as it is.
+
+    Args:
+        csv_dir: the metric logger's ``scalars`` folder (searched recursively); missing is fine.
+        max_step: the last env frame to keep.
+
+    Returns:
+        The number of rows dropped.
+    """
+    dropped = 0
+    root = pathlib.Path(csv_dir)
+    for path in sorted(root.rglob("*.csv")) if root.is_dir() else []:
+        keep, lines = [], path.read_text().splitlines()
+        try:
+            keep = [line for line in lines if line.strip() and float(line.split(",", 1)[0]) <= max_step]
+        except ValueError:  # not ours
+            continue
+        if len(keep) != len(lines):
+            dropped += len(lines) - len(keep)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+    return dropped
+
+
+def remove_stale_files(run_dir: str | os.PathLike) -> list[str]:
+    """Remove the temp files a killed run leaves in ``run_dir`` (see :data:`STALE_PATTERNS`).
+
+    Returns:
+        The names removed.
+    """
+    run_dir = pathlib.Path(run_dir)
+    removed = []
+    for pattern in STALE_PATTERNS:
+        for path in run_dir.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def check_free_space(path: str | os.PathLike, need_bytes: int) -> None:
+    """Raise before a save that the disk cannot hold, so the last good state stays intact.
+
+    Args:
+        path: a file or folder on the disk to check (its nearest existing parent is used).
+        need_bytes: bytes the save will write (the caller adds its margin).
+
+    Raises:
+        OSError: ``ENOSPC``, naming the folder, the bytes free and needed.
+    """
+    where = pathlib.Path(path)
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < need_bytes:
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left for the next save in {where}: {free / 2**20:.0f} MiB free, {need_bytes / 2**20:.0f} MiB "
+            f"needed; the last good checkpoint is kept -- free some space and resume with resume=true",
+        )
