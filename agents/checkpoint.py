@@ -7,9 +7,10 @@ resume or an ``evaluate`` of an older run compares like with like.
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
-import tempfile
+import secrets
 from typing import IO, Any, Callable, Mapping
 
 import torch
@@ -48,10 +49,24 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, or was written for another model / env."""
 
 
+def _create_temp(folder: pathlib.Path, name: str) -> tuple[int, str]:
+    """Create ``folder/.<name>.<random>.tmp`` exclusively, with the mode a plain ``open`` gives (0666 minus
+    the umask: 0644 by default). ``tempfile.mkstemp`` would make it 0600, and ``os.replace`` keeps that."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no unused temp file name for {name}", str(folder))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = True) -> pathlib.Path:
     """Call ``write(f)`` on a temp file in ``path``'s folder, fsync it, then ``os.replace`` it onto ``path``.
 
-    A crash mid-write leaves the previous file at ``path`` intact and no temp file behind.
+    A crash mid-write leaves the previous file at ``path`` intact and no temp file behind. The file gets the
+    permissions of a plain ``open`` (``0666`` minus the umask: ``0644`` by default).
 
     Args:
         path: destination file; parent folders are created.
@@ -60,18 +75,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary
 
     Returns:
         The path written.
+
+    Raises:
+        OSError: the folder is not writable or the disk is full (``ENOSPC``; the error names ``path``); ``path`` is
+            left as it was.
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         pathlib.Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None and err.filename is None:  # e.g. ENOSPC mid-write
+            raise OSError(err.errno, err.strerror, str(path)) from err  # name the file in the error line
         raise
     return path
 

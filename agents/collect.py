@@ -25,6 +25,8 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from vid2act.agents.errors import cli_errors
+
 log = logging.getLogger(__name__)
 
 __all__ = ["check_append_quality", "collect", "CollectSummary"]
@@ -112,23 +114,27 @@ def collect(
         A :class:`CollectSummary`.
 
     Raises:
-        ValueError: unknown policy or ``render_quality``, non-positive ``episodes``, a dataset at ``out``
+        ValueError: unknown policy or ``render_quality``, non-positive ``episodes``, a ``device`` this machine
+            does not have (see :func:`~vid2act.agents.preflight.check_device`), a dataset at ``out``
             whose frames were rendered at another ``render_quality`` (checked before any env is made;
             the message names both qualities and the fix), or one recorded for another task / action
             dim / image size / policy (a :class:`~vid2act.components.data.DatasetError`).
     """
     from torchrl.collectors import Collector
 
+    from vid2act.agents.preflight import check_device
     from vid2act.components.data import OfflineDataset, rollout_to_rows
     from vid2act.envs import make_env, make_expert_policy
     from vid2act.envs.rendering import check_render_quality
 
     if policy not in ("expert", "random"):
-        raise ValueError(f"policy must be 'expert' or 'random', got {policy!r}")
+        raise ValueError(f"policy must be 'expert' or 'random', got policy={policy!r}: pass policy=expert "
+                         f"(Meta-World's scripted experts) or policy=random")
     if episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {episodes}")
+        raise ValueError(f"episodes must be positive, got episodes={episodes}: pass episodes>=1")
     check_render_quality(render_quality)
     check_append_quality(out, render_quality)
+    device = check_device(device)
     torch.manual_seed(seed)
 
     env = make_env(
@@ -189,6 +195,7 @@ def collect(
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="collect")
+@cli_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
     summary = collect(

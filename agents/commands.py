@@ -111,7 +111,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m vid2act") -> 
         return 0
     name = args[0].removeprefix("vid2act-")
     if name not in _ENTRY:
-        print(f"error: unknown command {args[0]!r}\n\n{usage(prog)}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f"did you mean {close[0]} (vid2act-{close[0]})? " if close else ""
+        print(f"error: unknown command {args[0]!r}, in `{prog} {args[0]}`: {hint}the commands are "
+              f"{', '.join(COMMANDS)}; `{prog}` alone describes them", file=sys.stderr)
         return 2
     sys.argv = [f"vid2act-{name}", *args[1:]]
     _ENTRY[name]()

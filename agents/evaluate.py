@@ -22,6 +22,8 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
+from vid2act.agents.errors import cli_errors
+
 __all__ = ["evaluate_policy", "evaluate_run", "upgrade_run_config"]
 
 
@@ -63,7 +65,9 @@ def evaluate_policy(
         policy: acting policy (its recurrent state is reset by the env's ``InitTracker``).
         episodes: episodes to average over (> 0).
         max_steps: safety cap on env steps per episode.
-        video_path: if given, the first episode's ``pixels`` are written there as a GIF.
+        video_path: if given, the first episode's ``pixels`` are written there as a GIF, upscaled 4x
+            (nearest neighbour: 64 -> 256 px) with the step and the return so far (and ``success``)
+            drawn on every frame (:func:`~vid2act.agents.video.annotate_frames`).
 
     Returns:
         ``{"return": mean undiscounted return, "length": mean env steps, "success": fraction of
@@ -85,22 +89,21 @@ def evaluate_policy(
             if ("next", "success") in rollout.keys(True):
                 successes.append(bool(rollout["next", "success"].any()))
             if i == 0 and video_path is not None:
-                _write_gif(rollout["next", "pixels"], pathlib.Path(video_path))
+                success = rollout["next", "success"] if ("next", "success") in rollout.keys(True) else None
+                _write_gif(rollout["next", "pixels"], pathlib.Path(video_path), rewards=rollout["next", "reward"],
+                           successes=success)
     result = {"return": float(np.mean(returns)), "length": float(np.mean(lengths))}
     if successes:
         result["success"] = float(np.mean(successes))
     return result
 
 
-def _write_gif(pixels: torch.Tensor, path: pathlib.Path, fps: int = 25) -> None:
-    """Write ``uint8 [T, 3, H, W]`` frames as a GIF (atomically)."""
-    import imageio.v3 as iio
+def _write_gif(pixels: torch.Tensor, path: pathlib.Path, fps: int = 25, *, rewards: torch.Tensor | None = None,
+               successes: torch.Tensor | None = None, scale: int = 4) -> None:
+    """Write ``uint8 [T, 3, H, W]`` frames as a GIF (atomically), upscaled with step / return drawn on."""
+    from vid2act.agents.video import annotate_frames, write_gif
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = pixels.permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
-    tmp = path.with_name(path.name + ".tmp.gif")
-    iio.imwrite(tmp, frames, duration=1000 / fps, loop=0)
-    os.replace(tmp, path)
+    write_gif(path, annotate_frames(pixels, rewards, successes=successes, scale=scale), fps=fps)
 
 
 def evaluate_run(
@@ -130,20 +133,23 @@ def evaluate_run(
             ``train`` with ``resume=true`` and the same overrides, which writes it).
         CheckpointError: ``checkpoint.pt`` is missing, or was written for another env / model / agent
             than ``config.yaml`` describes (checked before any weights are loaded).
-        ValueError: ``episodes <= 0``, or the run's ``env.render_quality`` differs from its teachers' or
-            source datasets' (see :func:`~vid2act.agents.train.build_agent`).
+        ValueError: ``episodes <= 0``, a ``device`` this machine does not have, or the run's
+            ``env.render_quality`` differs from its teachers' or source datasets' (see
+            :func:`~vid2act.agents.train.build_agent`).
     """
     import json
 
     from omegaconf import OmegaConf
 
     from vid2act.agents.checkpoint import CheckpointError, atomic_write, load_checkpoint
-    from vid2act.agents.train import _device, build_agent, env_options, run_meta
+    from vid2act.agents.preflight import check_device
+    from vid2act.agents.train import build_agent, env_options, run_meta
     from vid2act.agents.trainer import with_agent_transforms
     from vid2act.envs import make_env
 
     if episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {episodes}")
+        raise ValueError(f"episodes must be positive, got episodes={episodes}: pass episodes>=1")
+    device = check_device(device)
     run_dir = pathlib.Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -154,7 +160,6 @@ def evaluate_run(
     if not (run_dir / "checkpoint.pt").is_file():
         raise CheckpointError(f"checkpoint not found: {run_dir / 'checkpoint.pt'}")
     cfg = upgrade_run_config(OmegaConf.load(config_path))
-    device = _device(device)
     eval_seed = cfg.seed + 10_000 if seed is None else seed
     env = make_env(cfg.env.name, seed=eval_seed, device="cpu", **env_options(cfg))
     try:
@@ -185,16 +190,14 @@ def evaluate_run(
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="evaluate")
+@cli_errors
 def main(cfg) -> None:
     """Hydra entry point; see the module docstring."""
     import json
 
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    try:
-        result = evaluate_run(cfg.run_dir, episodes=cfg.episodes, seed=cfg.seed, video=cfg.video, device=cfg.device)
-    except (FileNotFoundError, ValueError) as err:  # CheckpointError is a ValueError
-        raise SystemExit(f"error: {err}") from err
+    result = evaluate_run(cfg.run_dir, episodes=cfg.episodes, seed=cfg.seed, video=cfg.video, device=cfg.device)
     print(json.dumps(result, indent=1))
 
 

@@ -15,7 +15,10 @@ all the same. One line per folder, then a summary. The manifests record ``--rend
 the datasets and their target runs must use the same ``env.render_quality``.
 
 Exit status: 0 when every folder was imported or skipped for its image size (and at least one was
-imported), 1 when a folder failed or none was imported, 2 for bad arguments or no npz files at all.
+imported), 2 otherwise: bad arguments, no npz files at all, a folder that failed (one ``error:`` line on
+stderr per folder, naming the file and the fix) or none imported. An unexpected exception (a bug) prints
+its traceback and exits 1; ``HYDRA_FULL_ERROR=1`` prints the traceback of every error
+(:mod:`vid2act.agents.errors`).
 """
 
 from __future__ import annotations
@@ -48,8 +51,15 @@ def frame_size(path: Path) -> tuple[int, ...] | None:
     return tuple(shape)
 
 
+class _Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line errors (``error: ...``, exit status 2) instead of the usage and the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}, in the arguments of {self.prog}: see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vid2act-import",
         description="Import <SRC_DIR>/<task>/*.npz episode folders (DreamerV2, V-D4RL) as vid2act offline datasets "
         "in OUT_DIR/<task>. Folders with another frame size are skipped and named; the others are imported.",
@@ -70,18 +80,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the import; returns the exit status (see the module docstring)."""
-    args = _parser().parse_args(argv)
+    """Run the import; returns the exit status (see the module docstring).
+
+    Raises:
+        SystemExit: status 2 for bad arguments (``argparse``), or an error outside a folder's import (e.g.
+            ``OUT_DIR`` not writable); 1 for a bug. Each prints one ``error:`` line first.
+    """
+    from vid2act.agents.errors import reported
+
+    with reported():
+        return _import(_parser().parse_args(argv))
+
+
+def _import(args: argparse.Namespace) -> int:
+    from vid2act.agents.errors import describe
+
     src_dir: Path = args.src_dir
     if not src_dir.is_dir():
-        print(f"error: no source directory at {src_dir}", file=sys.stderr)
+        print(f"error: no source directory at {src_dir}, in SRC_DIR: pass a folder of <task>/*.npz folders",
+              file=sys.stderr)
         return 2
     folders = npz_folders(src_dir)
     if not folders:
-        print(f"error: no *.npz files under {src_dir}", file=sys.stderr)
+        print(f"error: no *.npz files under {src_dir}, in SRC_DIR: pass a folder of <task>/*.npz folders",
+              file=sys.stderr)
         return 2
     if args.image_size <= 0 or (args.action_dim is not None and args.action_dim <= 0):
-        print("error: --image-size and --action-dim must be positive", file=sys.stderr)
+        print(f"error: --image-size={args.image_size} and --action-dim={args.action_dim} must be positive, in the "
+              f"arguments of vid2act-import: pass positive sizes", file=sys.stderr)
         return 2
 
     from vid2act.components.data import import_npz_episodes  # torch: only once there is work
@@ -107,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except (OSError, ValueError) as err:  # DatasetError is a ValueError; FileExistsError an OSError
             failed.append(name)
-            print(f"failed   {name}: {err}")
+            print(f"error: folder {name} not imported: {describe(err)}", file=sys.stderr, flush=True)
             continue
         imported.append(name)
         print(
@@ -119,7 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f"; skipped (image size): {', '.join(skipped)}" if skipped else "")
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
-    return 0 if imported and not failed else 1
+    if not imported and not failed:
+        size = f"{args.image_size}x{args.image_size}"
+        print(f"error: no folder of {src_dir} has {size} frames (skipped: {', '.join(skipped)}), in --image-size: "
+              f"pass --image-size=<their frame size>", file=sys.stderr)
+    return 0 if imported and not failed else 2
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDictBase
 from torch import nn
 
+from vid2act.agents.errors import cli_errors
 from vid2act.components.data import MultiTaskOfflineData, OfflineDataset
 from vid2act.components.losses import WorldModelLoss
 from vid2act.components.transfer.teacher_bank import LAYOUTS, teacher_checkpoint
@@ -288,12 +289,6 @@ class TeacherTrainer(nn.Module):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _resumed_gru(config: WorldModelConfig, path: pathlib.Path) -> WorldModelConfig:
     """``config`` with the GRU cell of the checkpoint at ``path`` (a resume that leaves ``model.gru`` unset;
     checkpoints written before the option existed were ``"torch"``, see ``checkpoint.upgrade_meta``)."""
@@ -319,7 +314,8 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError / DatasetError / ValueError: bad sources or config (before training), e.g.
-            sources of different ``render_quality``.
+            sources of different ``render_quality``, a ``seq_len`` longer than every episode of a source, or
+            a ``device`` this machine does not have.
         CheckpointError: ``resume`` found a checkpoint of another layout / sources / model, or one
             pretrained on frames of another ``render_quality`` than the sources'.
         FloatingPointError: a loss became NaN/Inf (the last checkpoint on disk is kept).
@@ -327,9 +323,12 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from vid2act.agents.checkpoint import load_checkpoint, save_checkpoint
+    from vid2act.agents.run_state import capture_rng
     from vid2act.agents.dreamer import world_model_config
     from vid2act.agents.metrics import MetricLogger
     from vid2act.agents.open_loop import save_open_loop_strip
+    from vid2act.agents.preflight import check_device, check_seq_len
+    from vid2act.agents.run_identity import run_identity
 
     if cfg.layout not in LAYOUTS:
         raise ValueError(f"layout={cfg.layout!r}: must be one of {list(LAYOUTS)}")
@@ -342,9 +341,11 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     from vid2act.agents.runtime import tune_allocator
 
     tune_allocator()  # large activation buffers are reused instead of re-mmapped at every update
-    device = _device(cfg.device)
+    device = check_device(cfg.device)
     data = open_sources(cfg.data, sources=cfg.sources, action_dim=cfg.action_dim, device=device)
-    data.buffers(cfg.batch_size, cfg.seq_len)  # loads every source; fails now if no episode has seq_len rows
+    check_seq_len(cfg.seq_len, {name: ds.episode_lengths for name, ds in zip(data.names, data.datasets)},
+                  where=f"data={cfg.data}")  # from the manifests, before any source is loaded
+    data.buffers(cfg.batch_size, cfg.seq_len)  # loads every source
     names = list(data.names)
     wm_config = world_model_config(cfg.model)
     if cfg.resume and cfg.model.get("gru") is None and (out_dir / CHECKPOINT_NAME).exists():
@@ -375,30 +376,43 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     length = min(cfg.preview_length, cfg.seq_len)
     context = min(cfg.preview_context, length)
     preview_batch = data.sample(cfg.preview_sequences, length) if cfg.preview_sequences > 0 else None
+    if step:  # the batches and the model's noise continue as in an uninterrupted run (older checkpoints: as seeded)
+        from vid2act.agents.run_state import restore_rng, truncate_csvs
+
+        if "rng" in state:
+            restore_rng(state["rng"])
+        truncate_csvs(out_dir / "metrics" / "scalars", step)  # rows logged after the checkpoint come again
+    else:  # a fresh start (or a run killed before its first checkpoint): no metric row of before stays
+        from vid2act.agents.run_state import truncate_csvs
+
+        truncate_csvs(out_dir / "metrics" / "scalars", -1)
 
     def save() -> None:
         extra = dict(
             source_action_dims=data.source_action_dims, image_size=data.image_size,
             render_quality=data.render_quality, data_root=str(pathlib.Path(cfg.data).resolve()),
             manifests={name: ds.manifest for name, ds in zip(names, data.datasets)}, steps=step, meta=meta,
+            rng=capture_rng(),
         )
         save_checkpoint(ckpt_path, trainer.checkpoint(**extra))
         if preview_batch is not None:
-            predictions = trainer.open_loop(preview_batch, context).cpu()
+            with torch.random.fork_rng():  # the preview leaves the training RNG as it was (exact resume)
+                predictions = trainer.open_loop(preview_batch, context).cpu()
             for i, task in enumerate(names):
                 save_open_loop_strip(
                     preview_dir / f"{_slug(task)}_step{step:07d}.png", preview_batch[i]["pixels"], predictions[i],
                     context=context,
-                    title=f"{task}: teacher {i} ({cfg.layout}) after {step} gradient steps; "
-                          f"context {context} | open-loop prior",
+                    title=f"{task} | teacher {i} ({cfg.layout}) | seed {cfg.seed} | {step} gradient steps | "
+                          f"context {context} frames, then open-loop prior",
                 )
 
-    logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
-                          project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
+    logger = MetricLogger.from_config(cfg.logger, out_dir, identity=run_identity(cfg, "pretrain"),
+                                      config=OmegaConf.to_container(cfg, resolve=True))
     log.info("pretraining %d %s teachers on %s (action_dim %d, render_quality %s) for %d gradient steps",
              len(names), cfg.layout, names, data.action_dim, data.render_quality, cfg.steps)
     bar = tqdm(total=cfg.steps, initial=step, unit="step", desc="pretrain", disable=not cfg.progress)
     start_step, t0, last = step, time.perf_counter(), {}
+    failed = True
     try:
         while step < cfg.steps:
             logged = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
@@ -411,8 +425,10 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
                 bar.set_postfix(reco=f"{last['loss_model_reco']:.1f}", kl=f"{last['kl']:.2f}")
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save()
+        failed = False
     finally:
         bar.close()
+        logger.close(failed=failed)  # one wandb run per job, finished here
     seconds = (time.perf_counter() - t0) / max(step - start_step, 1)
     save()
     return {
@@ -423,6 +439,7 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="pretrain")
+@cli_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
     from hydra.core.hydra_config import HydraConfig

@@ -25,6 +25,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from vid2act.agents.errors import cli_errors
+
 log = logging.getLogger(__name__)
 
 __all__ = ["run_quickstart", "format_summary"]
@@ -113,7 +115,32 @@ def _train_all(jobs: dict[str, tuple[DictConfig, pathlib.Path, list[str]]], *, p
             try:
                 future.result()
             except Exception as err:
+                from vid2act.agents.errors import is_expected
+
+                if is_expected(err):  # its message names the run folder: reported as it is
+                    raise
                 raise RuntimeError(f"training {agent} failed: {err}") from err
+
+
+def _preflight(cfg: DictConfig) -> None:
+    """The budgets against the episode lengths, before the first demonstration is recorded.
+
+    Raises:
+        ValueError: a size below its minimum, a target budget below one ``episode_steps`` episode, or a
+            ``seq_len`` / ``pretrain_seq_len`` longer than the target's / the demonstrations' episodes.
+    """
+    from vid2act.agents.preflight import check_at_least, check_seq_len, check_train_budget
+
+    where = "the quickstart config"
+    check_at_least({**{k: (cfg[k], 1) for k in ("demos", "demo_steps", "pretrain_steps", "pretrain_batch",
+                                                 "pretrain_seq_len", "env_steps", "batch_size", "seq_len",
+                                                 "replay_batch", "episode_steps", "eval_episodes")},
+                    **{k: (cfg[k], 0) for k in ("prefill", "train_ratio", "pretrain_updates", "eval_every")}},
+                   where=where)
+    check_train_budget(cfg.target, env_steps=cfg.env_steps, checkpoint_every=0, seq_len=cfg.seq_len,
+                       max_episode_steps=cfg.episode_steps, where=where, episode_key="episode_steps")
+    check_seq_len(cfg.pretrain_seq_len, {task: [cfg.demo_steps + 1] for task in cfg.sources},
+                  where=f"{where} (demonstrations of demo_steps={cfg.demo_steps} env steps)", key="pretrain_seq_len")
 
 
 def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
@@ -121,7 +148,8 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
 
     Raises:
         ValueError: fewer than 2 sources, the target among the sources, an unknown agent or
-            ``render_quality``, or cached demonstrations of another render quality.
+            ``render_quality``, budgets that do not fit the episodes (checked before any work), or cached
+            demonstrations of another render quality.
         FileNotFoundError / DatasetError / CheckpointError: from the stages (bad cached files are
             reported with their path; delete them to start that stage afresh).
     """
@@ -140,6 +168,7 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     from vid2act.envs.rendering import check_render_quality
 
     quality = check_render_quality(cfg.get("render_quality", "fast"))
+    _preflight(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +229,8 @@ def run_quickstart(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
         if (run_dir / "similarity_weights.png").exists():
             shutil.copyfile(run_dir / "similarity_weights.png", out_dir / f"similarity_weights_{agent}.png")
     plot_agent_comparison({a: out_dir / "runs" / a / "metrics" / "scalars" for a in cfg.agents},
-                          out_dir / "learning_curves.png", title=f"{cfg.target}, seed {cfg.seed}")
+                          out_dir / "learning_curves.png",
+                          title=f"{cfg.target} | {' vs '.join(cfg.agents)} | seed {cfg.seed}")
     summary = {"target": cfg.target, "sources": data, "teacher": {k: pre[k] for k in ("steps", "loss_model_reco", "kl")},
                "agents": results, "timings": timings, "out_dir": str(out_dir)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -245,6 +275,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="quickstart")
+@cli_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
     summary = run_quickstart(cfg, pathlib.Path(cfg.out_dir))

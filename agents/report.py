@@ -5,8 +5,12 @@ folder of ``train`` runs) that holds ``metrics/scalars/<metric>.csv`` is one run
 target env and agent variant (the ``agent=`` choice from ``.hydra/hydra.yaml``, else the variant the
 saved config or checkpoint describes) and the groups' curves are averaged over seeds at the env frames all their seeds reached.
 
-Writes next to the runs: ``report.md`` (a table: final mean ± std over seeds, number of seeds, env
-frames), ``report.json`` and ``report.png`` (one panel per env: mean curve per agent with a ± std band).
+Writes next to the runs: ``report.md`` (a table: final mean ± std over seeds beside the final IQM with
+its 95% stratified-bootstrap interval, number of seeds, env frames; with several envs a second table
+pools each agent's runs over envs, the bootstrap stratified by env), ``report.json`` and ``report.png``
+(per env: the mean curve of every agent with a ± std band, and below it the final IQM with its interval
+beside the mean ± std). IQM and intervals: :mod:`vid2act.agents.interval_estimates` (rliable's method in
+numpy). With 3 seeds the IQM is the mean (nothing is trimmed) and the interval is wide: more seeds narrow it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from vid2act.agents.plots import read_scalar, save_figure
+from vid2act.agents.errors import cli_errors
+from vid2act.agents.interval_estimates import iqm, stratified_bootstrap_ci
+from vid2act.agents.plots import read_scalar
+from vid2act.agents.report_figure import plot_report
 
-__all__ = ["RunRecord", "find_runs", "aggregate", "format_table", "plot_report"]
+__all__ = ["RunRecord", "Group", "Summary", "find_runs", "aggregate", "summarize_over_envs", "format_table",
+           "plot_report"]
+#: Bootstrap repetitions of the 95% intervals (seeded: a report is reproducible).
+BOOTSTRAP_REPS = 2000
 
 
 @dataclass
@@ -37,20 +47,36 @@ class RunRecord:
     values: np.ndarray
 
 
+def _labels_of(cfg) -> tuple:
+    """What identifies a run in a config: env, the agent group, seed."""
+    from omegaconf import OmegaConf
+
+    try:
+        agent = OmegaConf.to_container(cfg.agent, resolve=True)
+    except Exception:  # noqa: BLE001 - an interpolation only Hydra resolves: compare as written
+        agent = OmegaConf.to_container(cfg.agent, resolve=False)
+    return str(cfg.env.name), agent, int(cfg.seed)
+
+
 def _run_labels(run_dir: pathlib.Path) -> tuple[str, str, int] | None:
-    """``(env, agent variant, seed)`` from Hydra's saved config or the run's own ``config.yaml``, else
-    from the checkpoint's metadata."""
+    """``(env, agent variant, seed)`` from the run's own ``config.yaml`` or Hydra's saved config (the
+    ``agent=`` choice from ``.hydra/hydra.yaml`` when that call's config is the run's), else from the
+    checkpoint's metadata."""
     from omegaconf import OmegaConf
 
     from vid2act.agents.train import agent_variant
 
-    cfg_path, hydra_path = run_dir / ".hydra" / "config.yaml", run_dir / ".hydra" / "hydra.yaml"
-    if not cfg_path.exists():
-        cfg_path = run_dir / "config.yaml"  # written by train into out_dir= folders too
+    # The run's own config.yaml (train writes it once its checks passed) comes first: Hydra rewrites .hydra/ at
+    # every call in the folder, a refused resume with other settings included.
+    own, hydra_cfg_path, hydra_path = (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml",
+                                       run_dir / ".hydra" / "hydra.yaml")
+    cfg_path = own if own.exists() else hydra_cfg_path
     if cfg_path.exists():
         cfg = OmegaConf.load(cfg_path)
         agent = agent_variant(cfg.agent)
-        if hydra_path.exists():  # the agent= choice names the ablation (e.g. no_distill = dreamerv2 config)
+        same_call = cfg_path == hydra_cfg_path or (
+            hydra_cfg_path.exists() and _labels_of(OmegaConf.load(hydra_cfg_path)) == _labels_of(cfg))
+        if hydra_path.exists() and same_call:  # the agent= choice names the ablation (no_distill = dreamerv2 config)
             agent = OmegaConf.load(hydra_path).hydra.runtime.choices.get("agent", agent)
         return str(cfg.env.name), str(agent), int(cfg.seed)
     ckpt = run_dir / "checkpoint.pt"
@@ -71,7 +97,8 @@ def find_runs(root: str | pathlib.Path, metric: str = "eval/return") -> list[Run
     """
     root = pathlib.Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"runs={root}: no such directory")
+        raise FileNotFoundError(f"runs={root}: no such directory; pass runs=<folder of train runs, e.g. a sweep's "
+                                f"multirun/<name>>")
     records = []
     for csv in sorted(root.rglob(f"metrics/scalars/{metric}.csv")):
         run_dir = csv.parents[len(pathlib.PurePosixPath(metric).parts) + 1]
@@ -88,7 +115,17 @@ def find_runs(root: str | pathlib.Path, metric: str = "eval/return") -> list[Run
 
 @dataclass
 class Group:
-    """Runs of one (env, agent): the mean and std over seeds at the frames every seed reached."""
+    """Runs of one (env, agent): the mean and std over seeds at the frames every seed reached.
+
+    Attributes:
+        env / agent: what the runs share.
+        seeds: the runs' seeds, sorted.
+        frames: env frames every seed reached ``[K]``.
+        mean / std: over seeds at ``frames`` ``[K]`` (population std, ``ddof=0``).
+        final: every seed's value at the last shared frame ``[S]`` (seed order; empty when ``K = 0``).
+        iqm: interquartile mean of ``final`` (NaN when ``K = 0``).
+        iqm_ci: 95% bootstrap interval of ``iqm`` over seeds ``(low, high)``.
+    """
 
     env: str
     agent: str
@@ -96,6 +133,30 @@ class Group:
     frames: np.ndarray = field(default_factory=lambda: np.zeros(0))
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
     std: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    final: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    iqm: float = float("nan")
+    iqm_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+
+@dataclass
+class Summary:
+    """One agent's final scores pooled over envs (rliable's aggregate IQM, bootstrap stratified by env).
+
+    Attributes:
+        agent: the agent variant.
+        envs: the envs pooled (those with a shared evaluation).
+        runs: number of runs pooled.
+        mean / std: of the pooled final scores.
+        iqm / iqm_ci: IQM of the pooled scores and its 95% interval (seeds resampled within each env).
+    """
+
+    agent: str
+    envs: list[str]
+    runs: int
+    mean: float
+    std: float
+    iqm: float
+    iqm_ci: tuple[float, float]
 
 
 def aggregate(records: list[RunRecord]) -> list[Group]:
@@ -108,59 +169,85 @@ def aggregate(records: list[RunRecord]) -> list[Group]:
         frames = runs[0].frames
         for r in runs[1:]:
             frames = np.intersect1d(frames, r.frames)
+        runs = sorted(runs, key=lambda r: r.seed)
         curves = np.stack([np.array([r.values[r.frames == f][-1] for f in frames]) for r in runs])
-        out.append(Group(env, agent, sorted(r.seed for r in runs), frames, curves.mean(0), curves.std(0)))
+        group = Group(env, agent, [r.seed for r in runs], frames, curves.mean(0), curves.std(0))
+        if len(frames):
+            group.final = curves[:, -1]
+            group.iqm = iqm(group.final)
+            group.iqm_ci = stratified_bootstrap_ci([group.final], reps=BOOTSTRAP_REPS)
+        out.append(group)
     return out
 
 
-def format_table(groups: list[Group], metric: str) -> str:
-    """A Markdown table: final ``metric`` mean ± std over seeds per env and agent."""
-    lines = [f"| env | agent | {metric} (final, mean ± std) | seeds | env frames |", "|---|---|---|---|---|"]
+def summarize_over_envs(groups: list[Group]) -> list[Summary]:
+    """Per agent, the final scores of all its envs pooled: mean ± std and IQM with a stratified interval.
+
+    Raw scores are pooled: comparable across envs for success rates or normalised returns, dominated by
+    the envs of large returns otherwise.
+    """
+    by_agent: dict[str, list[Group]] = {}
+    for g in groups:
+        if len(g.final):
+            by_agent.setdefault(g.agent, []).append(g)
+    out = []
+    for agent, gs in sorted(by_agent.items()):
+        pooled = np.concatenate([g.final for g in gs])
+        out.append(Summary(agent, [g.env for g in gs], int(pooled.size), float(pooled.mean()), float(pooled.std()),
+                           iqm(pooled), stratified_bootstrap_ci([g.final for g in gs], reps=BOOTSTRAP_REPS)))
+    return out
+
+
+def _num(x: float) -> str:
+    """Three significant digits, without exponents for returns (``265``, ``1000``, ``0.667``)."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _interval(value: float, ci: tuple[float, float]) -> str:
+    return f"{_num(value)} [{_num(ci[0])}, {_num(ci[1])}]"
+
+
+def format_table(groups: list[Group], metric: str, summaries: list[Summary] | None = None) -> str:
+    """Markdown: final ``metric`` per env and agent, mean ± std and IQM [95% CI] over seeds.
+
+    With ``summaries`` (:func:`summarize_over_envs`), a second table pools each agent's envs.
+    """
+    lines = [f"| env | agent | {metric} (final, mean ± std) | IQM [95% CI] | seeds | env frames |",
+             "|---|---|---|---|---|---|"]
     for g in groups:
         if len(g.frames):
-            lines.append(f"| {g.env} | {g.agent} | {g.mean[-1]:.3g} ± {g.std[-1]:.2g} | {len(g.seeds)} | "
-                         f"{int(g.frames[-1])} |")
+            lines.append(f"| {g.env} | {g.agent} | {_num(g.mean[-1])} ± {_num(g.std[-1])} | "
+                         f"{_interval(g.iqm, g.iqm_ci)} | {len(g.seeds)} | {int(g.frames[-1])} |")
         else:
-            lines.append(f"| {g.env} | {g.agent} | no common evaluation | {len(g.seeds)} | - |")
+            lines.append(f"| {g.env} | {g.agent} | no common evaluation | - | {len(g.seeds)} | - |")
+    if summaries:
+        lines += ["", f"All envs pooled (bootstrap stratified by env; raw {metric}, not normalised):", "",
+                  f"| agent | envs | runs | {metric} (final, mean ± std) | IQM [95% CI] |", "|---|---|---|---|---|"]
+        lines += [f"| {s.agent} | {len(s.envs)} | {s.runs} | {_num(s.mean)} ± {_num(s.std)} | "
+                  f"{_interval(s.iqm, s.iqm_ci)} |" for s in summaries]
     return "\n".join(lines)
-
-
-def plot_report(groups: list[Group], metric: str, out_png: str | pathlib.Path) -> pathlib.Path:
-    """One panel per env: each agent's mean curve with a ± std band over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    envs = sorted({g.env for g in groups})
-    fig, axes = plt.subplots(1, len(envs), figsize=(4.8 * len(envs), 3.4), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for i, g in enumerate(g for g in groups if g.env == env):
-            ax.plot(g.frames, g.mean, color=f"C{i}", label=f"{g.agent} ({len(g.seeds)} seeds)")
-            ax.fill_between(g.frames, g.mean - g.std, g.mean + g.std, color=f"C{i}", alpha=0.2)
-        ax.set_title(env)
-        ax.set_xlabel("env frames")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return save_figure(fig, out_png)
 
 
 def run_report(runs: str | pathlib.Path, metric: str = "eval/return") -> dict[str, Any]:
     """Find, aggregate and write ``report.{md,json,png}`` into ``runs``; returns the JSON content."""
     root = pathlib.Path(runs)
     groups = aggregate(find_runs(root, metric))
-    table = format_table(groups, metric)
+    summaries = summarize_over_envs(groups) if len({g.env for g in groups}) > 1 else []
+    table = format_table(groups, metric, summaries)
     (root / "report.md").write_text(f"# {metric} over seeds\n\n{table}\n")
     content = {"metric": metric, "groups": [
         {"env": g.env, "agent": g.agent, "seeds": g.seeds, "frames": g.frames.tolist(), "mean": g.mean.tolist(),
-         "std": g.std.tolist()} for g in groups]}
+         "std": g.std.tolist(), "final": g.final.tolist(), "iqm": None if np.isnan(g.iqm) else g.iqm,
+         "iqm_ci95": None if np.isnan(g.iqm) else list(g.iqm_ci)} for g in groups],
+        "all_envs": [{"agent": s.agent, "envs": s.envs, "runs": s.runs, "mean": s.mean, "std": s.std, "iqm": s.iqm,
+                      "iqm_ci95": list(s.iqm_ci)} for s in summaries]}
     (root / "report.json").write_text(json.dumps(content, indent=1))
-    plot_report(groups, metric, root / "report.png")
+    plot_report(groups, metric, root / "report.png", summaries=summaries, title=f"{root.name}: {metric}")
     return {"table": table, **content}
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="report")
+@cli_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
     result = run_report(cfg.runs, cfg.metric)

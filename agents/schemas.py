@@ -19,7 +19,7 @@ from omegaconf import MISSING
 __all__ = [
     "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "PretrainConfig", "QuickstartConfig", "ReportConfig",
     "EvaluateConfig",
-    "register_configs",
+    "register_configs", "register_resolvers",
 ]
 
 
@@ -182,15 +182,21 @@ class Vid2ActConfig(AgentConfig):
 
 @dataclass
 class LoggerConfig:
-    """Metric sinks (group ``logger``): CSV always; wandb offline by default.
+    """Metric sinks (group ``logger``): CSV always; wandb offline by default; TensorBoard on request.
+
+    ``logger=wandb`` (default): CSV + wandb; ``logger=tensorboard``: CSV + TensorBoard; ``logger=csv``: CSV
+    only; ``logger.wandb`` / ``logger.tensorboard`` combine them. wandb and TensorBoard also get the
+    evaluation videos and the figures (learning curve, open-loop prediction, similarity weights).
 
     Attributes:
         wandb: also log to wandb; mode: ``"offline"`` or ``"online"``; project: wandb project.
+        tensorboard: also log to TensorBoard (``<run>/tensorboard/``).
     """
 
     wandb: bool = True
     mode: str = "offline"
     project: str = "vid2act"
+    tensorboard: bool = False
 
 
 @dataclass
@@ -219,6 +225,11 @@ class TrainConfig:
             preset on a busy 2-core machine.
         out_dir: run folder (default: Hydra's run dir); resume: continue from ``out_dir/checkpoint.pt``.
         progress: show progress bars.
+        compile: ``torch.compile`` the update's hot modules in place (encoder, decoder, RSSM networks,
+            MLP heads; :mod:`vid2act.agents.acceleration`); compile_mode: its ``torch.compile`` mode
+            (``None``: default, or ``"reduce-overhead"`` / ``"max-autotune"``).
+        autocast: ``"none"`` (float32), ``"bf16"`` or ``"fp16"`` (with a ``GradScaler``): the dtype of the
+            update's forward passes under ``torch.autocast``; parameters and optimiser steps stay float32.
     """
 
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -244,6 +255,9 @@ class TrainConfig:
     out_dir: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    compile: bool = False
+    compile_mode: Optional[str] = None
+    autocast: str = "none"
 
 
 @dataclass
@@ -380,14 +394,43 @@ class EvaluateConfig:
     torch_threads: Optional[int] = None
 
 
+def _or(value, default):
+    return default if value in (None, "") else value
+
+
+def _abs_or(value, default):
+    import os
+
+    return default if value in (None, "") else os.path.abspath(str(value))
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers our YAML files use (idempotent).
+
+    - ``${vid2act.or:<value>,<default>}``: ``value``, or ``default`` when it is null or empty. The train
+      and pretrain configs set ``hydra.run.dir: ${vid2act.or:${out_dir},outputs/<date>/<time>}``, so
+      Hydra's own files (``.hydra/``, the job log) land in ``out_dir=`` when one is given.
+    - ``${vid2act.abs_or:<value>,<default>}``: the absolute path of ``value``, or ``default``; a sweep's
+      ``hydra.sweep.subdir`` (joined onto ``hydra.sweep.dir``, so an absolute path replaces it): each job of
+      ``-m out_dir=a,b`` writes into its own ``out_dir``.
+    """
+    from omegaconf import OmegaConf
+
+    for name, resolver in (("vid2act.or", _or), ("vid2act.abs_or", _abs_or)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
+
+
 def register_configs() -> None:
-    """Register the schemas and one ``env`` option per known task in Hydra's ``ConfigStore``.
+    """Register the schemas and one ``env`` option per known task in Hydra's ``ConfigStore``, and our
+    resolvers (:func:`register_resolvers`).
 
     Idempotent. Task names come from the installed ``dm_control`` and ``metaworld``
     (:func:`vid2act.envs.list_tasks`).
     """
     from vid2act.envs import list_tasks
 
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="collect_schema", node=CollectConfig)
     cs.store(name="train_schema", node=TrainConfig)

@@ -1,8 +1,10 @@
 """Online training from pixels: ``python -m vid2act.agents.train agent=dreamerv2 env=<suite>/<task> model=<preset>``.
 
 Writes to the run folder (Hydra's, or ``out_dir=``): ``config.yaml`` (the resolved config, read by
-``python -m vid2act.agents.evaluate``), ``checkpoint.pt`` (+ ``buffer/``, so ``resume=true``
-continues a run), ``<exp>/scalars/*.csv`` metrics (and wandb offline files), ``learning_curve.png`` and
+``python -m vid2act.agents.evaluate``), ``replay/`` (every finished episode, appended as it ends: an
+``OfflineDataset``), ``checkpoint.pt`` (weights, optimiser and RNG states, and how many replay episodes it
+covers, so ``resume=true`` continues a run exactly where its last checkpoint was; ``resumes.jsonl`` records
+each resume and the settings it changed), ``<exp>/scalars/*.csv`` metrics (and wandb offline files), ``learning_curve.png`` and
 evaluation GIFs under ``videos/``. Metric names: ``train/loss_*``, ``train/episode_return``,
 ``eval/return``, ``eval/success``, against env frames.
 """
@@ -17,16 +19,12 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vid2act.agents.errors import cli_errors
+
 log = logging.getLogger(__name__)
 
-__all__ = ["agent_variant", "build_agent", "env_options", "env_render_quality", "resume_options", "run_meta", "run_training",
-           "write_run_config"]
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+__all__ = ["RESUMABLE_SETTINGS", "agent_variant", "build_agent", "env_options", "env_render_quality", "record_resume",
+           "resume_changes", "resume_options", "run_config", "run_meta", "run_training", "write_run_config"]
 
 
 def agent_variant(agent_cfg) -> str:
@@ -55,8 +53,11 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     of the two qualities look different. It is checked here, before the agent is built and so before
     any env step or update.
 
+    ``compile`` / ``compile_mode`` / ``autocast`` (top-level keys) go to the agent (see
+    :mod:`vid2act.agents.acceleration`).
+
     Raises:
-        ValueError: unknown agent or model preset; ``teacher`` missing for an agent that needs one; the
+        ValueError: unknown agent, model preset or ``autocast``; ``teacher`` missing for an agent that needs one; the
             teachers' action dim or image size differs from the env's; ``env.render_quality`` differs
             from the teachers' or the source datasets' (one line: what differs, both values, the fix).
         FileNotFoundError: no teacher checkpoint at ``teacher``.
@@ -69,6 +70,9 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
     name = agent_cfg.pop("name")
     dreamer_keys = {f for f in AgentConfig.__dataclass_fields__ if f != "name"}
     dreamer_kwargs = {k: v for k, v in agent_cfg.items() if k in dreamer_keys}
+    # the GPU-path knobs (top level, as TorchRL's sota scripts; off for a run config written before them)
+    dreamer_kwargs.update(compile=bool(cfg.get("compile", False)), compile_mode=cfg.get("compile_mode"),
+                          autocast=cfg.get("autocast") or "none")
     wm_config = world_model_config(cfg.model)
     if name == "dreamerv2":
         return DreamerAgent(wm_config, action_dim, device=device, **dreamer_kwargs)
@@ -168,20 +172,83 @@ def env_options(cfg: DictConfig) -> dict:
                 max_episode_steps=cfg.env.max_episode_steps, render_quality=env_render_quality(cfg))
 
 
-def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:
-    """Write the resolved train config to ``out_dir/config.yaml`` (atomically; ``teacher`` and
-    ``source_data`` made absolute); ``evaluate`` rebuilds the run's agent and envs from it. A resumed run
-    rewrites it (its budget may have grown)."""
+def run_config(cfg: DictConfig) -> dict:
+    """The resolved train config as ``config.yaml`` holds it (``teacher`` and ``source_data`` made absolute,
+    so the file is readable from any working directory later)."""
     import os
 
-    from vid2act.agents.checkpoint import atomic_write
-
     content = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("teacher", "source_data"):  # readable from any working directory later
+    for key in ("teacher", "source_data"):
         if content.get(key):
             content[key] = os.path.abspath(content[key])
-    text = OmegaConf.to_yaml(content)
+    return content
+
+
+def write_run_config(cfg: DictConfig, out_dir: pathlib.Path) -> pathlib.Path:
+    """Write the resolved train config to ``out_dir/config.yaml`` (atomically, :func:`run_config`);
+    ``evaluate`` rebuilds the run's agent and envs from it. A resumed run rewrites it (its budget may have
+    grown; :func:`resume_changes` says what may change)."""
+    from vid2act.agents.checkpoint import atomic_write
+
+    text = OmegaConf.to_yaml(run_config(cfg))
     return atomic_write(out_dir / "config.yaml", lambda f: f.write(text), binary=False)
+
+
+#: Settings a resume may change (dotted keys; a trailing "." covers a group): the budget, the cadence of
+#: evaluations and checkpoints, logging, threads, the progress bar and the GPU-path knobs (``compile``,
+#: ``compile_mode``, ``autocast``: how the same update runs, e.g. a run moved to a GPU; run configs written
+#: before them have none). Everything else (sizes, learning rates, batch, env, seed, ...) would make the
+#: resumed run another experiment, so a resume refuses it.
+RESUMABLE_SETTINGS: tuple[str, ...] = ("env_steps", "eval_every", "eval_episodes", "checkpoint_every", "progress",
+                                       "torch_threads", "out_dir", "logger.", "compile", "compile_mode", "autocast")
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: tree}
+
+
+def resume_changes(saved: dict, current: dict, where: str = "config.yaml") -> dict[str, tuple]:
+    """The settings a resume changes, checked against :data:`RESUMABLE_SETTINGS`.
+
+    Args:
+        saved: the run's ``config.yaml`` (as a dict).
+        current: the resuming command's :func:`run_config`.
+        where: the saved file, for the message.
+
+    Returns:
+        ``{dotted key: (saved value, new value)}`` of the allowed changes (``resume`` itself excluded).
+
+    Raises:
+        ValueError: a setting outside :data:`RESUMABLE_SETTINGS` differs; the message lists every one.
+    """
+    old, new = _flatten(saved), _flatten(current)
+    changed = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+               if k != "resume" and old.get(k) != new.get(k)}
+    allowed = lambda key: any(key == s or (s.endswith(".") and key.startswith(s)) for s in RESUMABLE_SETTINGS)  # noqa: E731
+    refused = {k: v for k, v in changed.items() if not allowed(k)}
+    if refused:
+        detail = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        raise ValueError(
+            f"resume=true with changed training settings ({detail}); {where} keeps the run's settings: resume "
+            f"without those overrides, or start a new run (another out_dir)"
+        )
+    return changed
+
+
+def record_resume(out_dir: pathlib.Path, changes: dict[str, tuple], env_frames: int) -> None:
+    """Append a resume and the settings it changed to ``out_dir/resumes.jsonl`` (one JSON object per line)."""
+    import json
+    import time
+
+    line = {"env_frames": env_frames, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "changed": {k: list(v) for k, v in changes.items()}}
+    with open(out_dir / "resumes.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def run_training(
@@ -195,17 +262,28 @@ def run_training(
         ValueError: the env's action spec does not match a resumed checkpoint, or bad config values.
     """
     from vid2act.agents.metrics import MetricLogger
+    from vid2act.agents.run_identity import run_identity
     from vid2act.agents.trainer import LoopConfig, train_loop
     from vid2act.components.data.episode_writer import EpisodeWriter, make_online_buffer
+    from vid2act.agents.preflight import check_at_least, check_device, check_train_budget
     from vid2act.envs import make_env
 
+    # before any work: sizes, the budget against the episode length, seq_len, the device
+    check_at_least({"env_steps": (cfg.env_steps, 1), "prefill": (cfg.prefill, 0), "train_ratio": (cfg.train_ratio, 0),
+                    "batch_size": (cfg.batch_size, 1), "seq_len": (cfg.seq_len, 1),
+                    "frames_per_batch": (cfg.frames_per_batch, 1), "eval_every": (cfg.eval_every, 0),
+                    "eval_episodes": (cfg.eval_episodes, 1), "checkpoint_every": (cfg.checkpoint_every, 0),
+                    "pretrain_updates": (cfg.pretrain_updates, 0)}, where="the train config")
+    check_train_budget(cfg.env.name, env_steps=cfg.env_steps, checkpoint_every=cfg.checkpoint_every,
+                       seq_len=cfg.seq_len, action_repeat=cfg.env.action_repeat,
+                       max_episode_steps=cfg.env.max_episode_steps)
+    device = check_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     from vid2act.agents.runtime import tune_allocator
 
     tune_allocator()  # large activation buffers are reused instead of re-mmapped at every update
-    device = _device(cfg.device)
     env_kwargs = env_options(cfg)
     probe = make_env(cfg.env.name, seed=cfg.seed, **env_kwargs)
     action_dim = probe.action_spec.shape[-1]
@@ -218,9 +296,19 @@ def run_training(
 
         saved = load_checkpoint(ckpt)
         cfg = resume_options(cfg, saved.get("meta"))
+    from vid2act.components.data import OfflineDataset
+
+    replay_dir = out_dir / "replay"
+    if saved is None and (replay_dir / "manifest.json").exists():
+        if not cfg.resume and OfflineDataset.open(replay_dir).episodes:
+            raise ValueError(
+                f"{out_dir} holds another run (replay episodes in {replay_dir}): pass resume=true to continue it, "
+                f"or use another out_dir"
+            )
+        OfflineDataset.open(replay_dir).truncate(0)  # killed before its first checkpoint: nothing to resume
     agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
     # Rows = env steps + one reset row per episode: a buffer sized for the budget (+10% + 1000 rows) holds
-    # the whole run; a larger one only costs memory and checkpoint size (the dump writes its capacity).
+    # the whole run in RAM; the episodes are on disk too (replay/), appended as they end.
     capacity = min(cfg.buffer_capacity, cfg.env_steps + cfg.env_steps // 10 + 1_000)
     meta = run_meta(cfg, action_dim)
     if saved is not None:  # refuse another run's checkpoint before touching the run folder;
@@ -228,28 +316,41 @@ def run_training(
 
         check_meta(saved, meta, ckpt)
         capacity = int(saved.get("buffer_capacity", capacity))
+        if (out_dir / "config.yaml").exists():
+            changes = resume_changes(OmegaConf.to_container(OmegaConf.load(out_dir / "config.yaml"), resolve=True),
+                                     run_config(cfg), str(out_dir / "config.yaml"))
+            if changes:
+                log.info("resume changes %s", ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+            record_resume(out_dir, changes, int(saved["env_steps"]) * action_repeat)
         del saved  # train_loop loads it again to restore the agent
     write_run_config(cfg, out_dir)
     buffer = make_online_buffer(capacity, cfg.batch_size, cfg.seq_len)
-    logger = MetricLogger(out_dir, "metrics", use_wandb=cfg.logger.wandb, wandb_mode=cfg.logger.mode,
-                          project=cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True))
+    store = OfflineDataset.open_or_create(
+        replay_dir, task=cfg.env.name, action_dim=action_dim, image_size=cfg.env.image_size,
+        behaviour_policy=f"online/{agent_variant(cfg.agent)}", render_quality=env_render_quality(cfg),
+    )
+    logger = MetricLogger.from_config(cfg.logger, out_dir, identity=run_identity(cfg, "train"),
+                                      config=OmegaConf.to_container(cfg, resolve=True))
     loop_cfg = LoopConfig(
         env_steps=cfg.env_steps, prefill=cfg.prefill, train_ratio=cfg.train_ratio,
         pretrain_updates=cfg.pretrain_updates, frames_per_batch=cfg.frames_per_batch, eval_every=cfg.eval_every,
         eval_episodes=cfg.eval_episodes,
         checkpoint_every=cfg.checkpoint_every, action_repeat=action_repeat,
     )
-    return train_loop(
-        agent,
-        make_train_env=partial(make_env, cfg.env.name, seed=cfg.seed, num_workers=cfg.env.num_workers,
-                               device="cpu", **env_kwargs),
-        make_eval_env=partial(make_env, cfg.env.name, seed=cfg.seed + 10_000, device="cpu", **env_kwargs),
-        buffer=buffer, writer=EpisodeWriter(buffer, row_transform=agent.row_transform()), cfg=loop_cfg, logger=logger, out_dir=out_dir, meta=meta,
-        resume=cfg.resume, progress=cfg.progress, progress_desc=progress_desc, progress_position=progress_position,
-    )
+    with logger:  # one wandb run per job, finished here (as failed if the job raises)
+        return train_loop(
+            agent,
+            make_train_env=partial(make_env, cfg.env.name, seed=cfg.seed, num_workers=cfg.env.num_workers,
+                                   device="cpu", **env_kwargs),
+            make_eval_env=partial(make_env, cfg.env.name, seed=cfg.seed + 10_000, device="cpu", **env_kwargs),
+            buffer=buffer, writer=EpisodeWriter(buffer, row_transform=agent.row_transform(), store=store), cfg=loop_cfg,
+            logger=logger, out_dir=out_dir, meta=meta,
+            resume=cfg.resume, progress=cfg.progress, progress_desc=progress_desc, progress_position=progress_position,
+        )
 
 
 @hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="train")
+@cli_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
     from hydra.core.hydra_config import HydraConfig

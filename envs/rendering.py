@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_MUJOCO_GL", "RENDER_QUALITIES", "DEFAULT_RENDER_QUALITY", "apply_render_quality",
+__all__ = ["DEFAULT_MUJOCO_GL", "RENDER_QUALITIES", "DEFAULT_RENDER_QUALITY", "RenderingError", "apply_render_quality",
            "check_render_quality", "default_mujoco_gl", "rendering_error"]
 
 DEFAULT_MUJOCO_GL = "egl"
@@ -34,7 +34,11 @@ def default_mujoco_gl() -> str:
     return os.environ.setdefault("MUJOCO_GL", DEFAULT_MUJOCO_GL)
 
 
-def rendering_error(err: BaseException, *, where: str) -> RuntimeError:
+class RenderingError(RuntimeError):
+    """The simulators cannot render here (no usable OpenGL backend); the message names ``MUJOCO_GL`` and the fixes."""
+
+
+def rendering_error(err: BaseException, *, where: str) -> RenderingError:
     """Build the error raised when a simulator cannot render (or cannot even be imported for it).
 
     Args:
@@ -42,10 +46,11 @@ def rendering_error(err: BaseException, *, where: str) -> RuntimeError:
         where: what was being done, e.g. ``"rendering dmc/walker-walk"``.
 
     Returns:
-        A ``RuntimeError`` naming ``MUJOCO_GL``'s value, the original error and the usual fixes.
+        A :class:`RenderingError` (a ``RuntimeError``) naming ``MUJOCO_GL``'s value, the original error and the
+        usual fixes.
     """
     value = os.environ.get("MUJOCO_GL")
-    return RuntimeError(
+    return RenderingError(
         f"{where} failed with MUJOCO_GL={value!r}: {type(err).__name__}: {str(err).rstrip('.')}. "
         "Headless rendering needs an OpenGL backend: use MUJOCO_GL=egl with EGL installed "
         "(apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri), or MUJOCO_GL=osmesa with "

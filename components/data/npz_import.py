@@ -45,8 +45,12 @@ def _read_npz(path: Path, image_size: int) -> dict[str, np.ndarray]:
     if action.ndim != 2 or action.shape[0] != length or not np.issubdtype(action.dtype, np.floating):
         raise DatasetError(f"{path}: 'action' must be float [{length}, A], got {action.dtype} {list(action.shape)}")
     for key in ("reward", "discount", "is_first", "is_last", "is_terminal", "success"):
-        if key in arrays and arrays[key].reshape(length, -1).shape != (length, 1):
-            raise DatasetError(f"{path}: {key!r} must have shape [{length}], got {list(arrays[key].shape)}")
+        if key in arrays and arrays[key].size != length:  # one value per frame, e.g. [T] or [T, 1]
+            raise DatasetError(
+                f"{path}: {key!r} holds {arrays[key].size} values (shape {list(arrays[key].shape)}) for the file's "
+                f"{length} frames; every per-step array needs one value per frame, shape [{length}]: re-export the "
+                f"file or remove it"
+            )
     return arrays
 
 
@@ -186,7 +190,7 @@ def import_npz_episodes(
         target = dst_root / name
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             what = "a dataset" if (target / MANIFEST_NAME).exists() else "a non-empty path"
-            raise FileExistsError(f"{what} already exists at {target}")
+            raise FileExistsError(f"{what} already exists at {target}: import into another folder, or remove it first")
 
     dst_root.mkdir(parents=True, exist_ok=True)
     staging = dst_root / f".import-{uuid.uuid4().hex}"

@@ -104,6 +104,12 @@ def _corrupt(kind, path):
         np.savez(path, **arrays)
     elif kind == "other_action_dim":
         np.savez(path, **_npz_arrays(4, action_dim=5))
+    elif kind == "short_reward":  # numpy's reshape error, without the file's name, before the check
+        arrays = _npz_arrays(4)
+        arrays["reward"] = arrays["reward"][:3]
+        np.savez(path, **arrays)
+    elif kind == "per_step_pairs":  # [T, 2]: as many rows as frames, two values each
+        np.savez(path, **_npz_arrays(4, extra={"discount": np.ones((4, 2), np.float32)}))
     elif kind == "truncated_zip":
         np.savez(path, **_npz_arrays(4))
         path.write_bytes(path.read_bytes()[:200])
@@ -119,6 +125,8 @@ def _corrupt(kind, path):
         ("nan_action", "NaN/Inf"),
         ("other_action_dim", "dimension 5, the dataset expects 3"),
         ("truncated_zip", "not a readable npz archive"),
+        ("short_reward", r"'reward' holds 3 values \(shape \[3\]\) for the file's 4 frames.*re-export the file"),
+        ("per_step_pairs", r"'discount' holds 8 values \(shape \[4, 2\]\) for the file's 4 frames"),
     ],
 )
 def test_corrupt_file_imports_nothing(tmp_path, kind, match):
