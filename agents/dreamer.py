@@ -60,7 +60,16 @@ class DreamerAgent(nn.Module):
             every later row of the sequence), for the world-model loss, Vid2Act's teacher features
             and the imagination start states alike. False (DreamerV2): row 0 keeps the action that
             led to it, unless it truly starts an episode.
+        autocast: ``"none"`` (float32, default), ``"bf16"`` or ``"fp16"``: the dtype the update's forward
+            passes run in under ``torch.autocast`` (parameters, backward and optimiser steps stay float32;
+            ``fp16`` adds a ``GradScaler``). See :mod:`vid2act.agents.acceleration`.
+        compile: compile the update's hot modules in place (``nn.Module.compile``; see
+            :meth:`hot_modules`); parameters and checkpoints are unchanged.
+        compile_mode: ``torch.compile`` mode with ``compile`` (``None``: default).
         device: learner device.
+
+    Raises:
+        ValueError: an unknown ``autocast``.
     """
 
     def __init__(
@@ -86,6 +95,9 @@ class DreamerAgent(nn.Module):
         actor_min_std: float | None = None,
         guidance_dim: int = 0,
         first_row_is_first: bool = False,
+        autocast: str = "none",
+        compile: bool = False,
+        compile_mode: str | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
@@ -94,7 +106,8 @@ class DreamerAgent(nn.Module):
             reinforce_mix=reinforce_mix, kl_balance=kl_balance, free_nats=free_nats, kl_scale=kl_scale,
             model_lr=model_lr, actor_lr=actor_lr, value_lr=value_lr, adam_eps=adam_eps, grad_clip=grad_clip,
             target_update_period=target_update_period, actor_dist=actor_dist, actor_min_std=actor_min_std,
-            guidance_dim=guidance_dim, first_row_is_first=first_row_is_first, device=device,
+            guidance_dim=guidance_dim, first_row_is_first=first_row_is_first, autocast=autocast, compile=compile,
+            compile_mode=compile_mode, device=device,
         )
 
     def _build_dreamer(
@@ -102,9 +115,13 @@ class DreamerAgent(nn.Module):
         entropy_scale: float, reinforce_mix: float, kl_balance: float, free_nats: float, kl_scale: float,
         model_lr: float, actor_lr: float, value_lr: float, adam_eps: float, grad_clip: float,
         target_update_period: int, actor_dist: str, actor_min_std: float | None, guidance_dim: int,
-        device: str | torch.device, first_row_is_first: bool = False,
+        device: str | torch.device, first_row_is_first: bool = False, autocast: str = "none",
+        compile: bool = False, compile_mode: str | None = None,
     ) -> None:
         """Build the DreamerV2 parts; subclasses build their own modules first, then call this."""
+        from vid2act.agents.acceleration import UpdatePrecision
+
+        self.precision = UpdatePrecision(autocast, device)  # first: an unknown value fails before any build
         self.wm_config = wm_config
         self.first_row_is_first = bool(first_row_is_first)
         self.action_dim = action_dim
@@ -134,6 +151,10 @@ class DreamerAgent(nn.Module):
             "value": torch.optim.Adam(self.value.parameters(), lr=value_lr, **adam),
         }
         self.device = torch.device(device)
+        if compile:  # after the target critic's copy exists: it stays a plain module
+            from vid2act.agents.acceleration import compile_modules
+
+            compile_modules(self.hot_modules(), mode=compile_mode)
 
     # ------------------------------------------------------------------ hooks for Vid2Act
     def actor_for_imagination(self) -> TensorDictModuleBase:
@@ -147,6 +168,13 @@ class DreamerAgent(nn.Module):
     def model_parameters(self):
         """Parameters trained by the world-model optimiser."""
         return self.world_model.parameters()
+
+    def hot_modules(self) -> list[nn.Module | None]:
+        """The pure-tensor modules ``compile=True`` compiles: encoder, decoder, reward head, RSSM prior and
+        posterior networks, the actor's and the critic's networks (Vid2Act adds its heads)."""
+        wm, rssm = self.world_model, self.world_model.rssm
+        return [wm.encoder, wm.decoder, wm.reward_head, rssm.prior_net, rssm.posterior_net,
+                self.actor.module[0].module, self.value.module]
 
     def extra_model_losses(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """Further world-model terms computed after the posterior is in ``batch`` (Vid2Act: Eq. 4)."""
@@ -217,12 +245,8 @@ class DreamerAgent(nn.Module):
         return self.policy(explore=False).env_transforms()
 
     def _step(self, name: str, loss: torch.Tensor, params) -> float:
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = nn.utils.clip_grad_norm_(list(params), self.grad_clip)
-        opt.step()
-        return float(norm)
+        """Backward, clip and step optimiser ``name`` (loss-scaled under ``autocast="fp16"``); the grad norm."""
+        return self.precision.step(self.optimizers[name], loss, list(params), self.grad_clip)
 
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         """One gradient step of the world model, the actor and the critic on a replay batch.
@@ -243,19 +267,24 @@ class DreamerAgent(nn.Module):
         if self.first_row_is_first:
             batch = self.mark_first_rows(batch)
         metrics: dict[str, float] = {}
+        autocast = self.precision.autocast  # forward passes only; a no-op context for autocast="none"
         # 1. world model (paper Eq. 2 / Eq. 5): the loss writes the posterior belief/state into `batch`.
-        model_out = self.model_loss(batch)
-        model_terms = {k: v for k, v in model_out.items() if k.startswith("loss_")}
-        model_terms.update(self.extra_model_losses(batch))
+        with autocast():
+            model_out = self.model_loss(batch)
+            model_terms = {k: v for k, v in model_out.items() if k.startswith("loss_")}
+            model_terms.update(self.extra_model_losses(batch))
         metrics["grad_norm_model"] = self._step("model", sum(model_terms.values()), self.model_parameters())
         metrics.update({k: float(v.detach()) for k, v in model_out.items() if not k.startswith("loss_") and v.numel() == 1})
         metrics.update({k: float(v.detach()) for k, v in model_terms.items()})
         # 2. actor in imagination (Eq. 8), from the detached posterior states of the batch.
-        actor_out, imagined = self.actor_loss(batch)
+        with autocast():
+            actor_out, imagined = self.actor_loss(batch)
         metrics["grad_norm_actor"] = self._step("actor", actor_out["loss_actor"], self.actor.parameters())
         # 3. critic on the same imagined trajectory, toward the lambda-returns.
-        value_out = self.value_loss(imagined)
+        with autocast():
+            value_out = self.value_loss(imagined)
         metrics["grad_norm_value"] = self._step("value", value_out["loss_value"], self.value.parameters())
+        self.precision.end_update()
         self.target_updater.step()
         for out in (actor_out, value_out):
             metrics.update({k: float(v.detach()) for k, v in out.items() if v.numel() == 1})
@@ -275,12 +304,16 @@ class DreamerAgent(nn.Module):
         return batch
 
     def state_dict(self, *args, **kwargs) -> dict[str, Any]:  # noqa: D102 - nn.Module + optimisers
-        return {
+        state = {
             "modules": super().state_dict(*args, **kwargs),
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
         }
+        if self.precision.scaler is not None:  # autocast="fp16": the loss scale continues on resume
+            state["grad_scaler"] = self.precision.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True):  # noqa: D102
         super().load_state_dict(state["modules"], strict=strict)
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
+        self.precision.load_state_dict(state.get("grad_scaler", {}))

@@ -184,6 +184,10 @@ class Vid2ActAgent(DreamerAgent):
         yield from self.distill_head.parameters()
         yield from self.similarity.parameters()
 
+    def hot_modules(self) -> list[torch.nn.Module | None]:
+        """DreamerV2's hot modules plus ``f_distill``, ``f_weight`` and the action replay CVAE."""
+        return [*super().hot_modules(), self.distill_head, self.similarity, self.action_vae]
+
     def extra_model_losses(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """Eq. 4 on the batch's posterior; writes ``teacher_feature``, ``similarity_weights``, ``task_index``."""
         if self.teachers.teacher_input == "student_state":
@@ -252,22 +256,23 @@ class Vid2ActAgent(DreamerAgent):
         src = self.source_data.sample(self.replay_batch, self.replay_seq_len)  # [N, B, T]
         cached = self._cache_dtype is not None and "teacher_embed" in src.keys()
         src = src.exclude("pixels" if cached else "teacher_embed").to(self.device)
-        with torch.no_grad():
-            if cached:  # teacher i's cached embeddings of source i: [N, B, T, E]
-                source_feature = self.teachers.source_features(
-                    None, src["prev_action"], src["is_first"], embed=src["teacher_embed"]
-                )
-            else:
-                source_feature = self.teachers.source_features(src["pixels"], src["prev_action"], src["is_first"])
-            state = self.distill_head(source_feature)  # [N, B, T, F_s]
-        # the action taken from the state at row t is the prev_action of row t + 1
-        replay = TensorDict(
-            {"replay_state": state[:, :, :-1], "action": src["prev_action"][:, :, 1:],
-             "task_index": src["task_index"][:, :, 1:]},
-            batch_size=(*src.shape[:2], src.shape[2] - 1),
-        ).reshape(-1)
-        out = self.replay_loss(replay)
-        loss = out["loss_replay_reco"] + out["loss_replay_kl"]
+        with self.precision.autocast():  # the forward passes; a no-op context for autocast="none"
+            with torch.no_grad():
+                if cached:  # teacher i's cached embeddings of source i: [N, B, T, E]
+                    source_feature = self.teachers.source_features(
+                        None, src["prev_action"], src["is_first"], embed=src["teacher_embed"]
+                    )
+                else:
+                    source_feature = self.teachers.source_features(src["pixels"], src["prev_action"], src["is_first"])
+                state = self.distill_head(source_feature)  # [N, B, T, F_s]
+            # the action taken from the state at row t is the prev_action of row t + 1
+            replay = TensorDict(
+                {"replay_state": state[:, :, :-1], "action": src["prev_action"][:, :, 1:],
+                 "task_index": src["task_index"][:, :, 1:]},
+                batch_size=(*src.shape[:2], src.shape[2] - 1),
+            ).reshape(-1)
+            out = self.replay_loss(replay)
+            loss = out["loss_replay_reco"] + out["loss_replay_kl"]
         grad = self._step("replay", loss, self.action_vae.parameters())
         return {**{k: float(v.detach()) for k, v in out.items() if v.numel() == 1}, "grad_norm_replay": grad}
 

@@ -85,6 +85,12 @@ class MetaWorldPixels(gym.Wrapper):
         return self._action_repeat
 
     def _render(self) -> np.ndarray:
+        # gymnasium makes an offscreen viewer's GL context current only when it creates it: with two
+        # envs in one process (a trainer's train and eval envs) the other env's context, or none once
+        # that env is closed, would be current here, and the frame would be drawn there (or be black).
+        viewer = getattr(getattr(self.env.unwrapped, "mujoco_renderer", None), "viewer", None)
+        if viewer is not None:
+            viewer.make_context_current()
         frame = self.env.unwrapped.render()
         return np.ascontiguousarray(frame[::-1, ::-1].transpose(2, 0, 1))
 
@@ -107,6 +113,22 @@ class MetaWorldPixels(gym.Wrapper):
             if terminated or truncated:
                 break
         return self._observation(state), total_reward, terminated, truncated, {"success": success}
+
+    def close(self) -> None:
+        """Free the rendering resources in this env's own GL context, then close the env.
+
+        gymnasium closes a viewer's GL context but leaves its MuJoCo render context (framebuffers,
+        textures: GL object ids) to the garbage collector, which frees those ids in whatever context is
+        current then: another env's, whose frames turn (partly) black from that moment.
+        """
+        renderer = getattr(self.env.unwrapped, "mujoco_renderer", None)
+        for viewer in list(getattr(renderer, "_viewers", {}).values()):
+            con = getattr(viewer, "con", None)
+            if con is not None and getattr(viewer, "opengl_context", None) is not None:
+                viewer.make_context_current()
+                con.free()
+                viewer.con = None
+        super().close()
 
     def _reseed(self, seed: int) -> None:
         from metaworld import MT1

@@ -256,3 +256,34 @@ def test_teacher_checkpoint_records_render_quality_and_resume_checks_it(tmp_path
     with pytest.raises(CheckpointError, match="render_quality='fast' frames, the sources under .* are 'full'"):
         run_pretraining(_pretrain_cfg(full, "resume=true", "steps=2"), run)
     assert torch.load(run / "teachers.pt", weights_only=True)["steps"] == 1
+
+
+def test_pretrain_killed_and_resumed_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    from vid2act.agents import pretrain as pretrain_module
+    from vid2act.agents.pretrain import run_pretraining
+
+    data = _synthetic_sources(tmp_path / "data", ["fast", "fast"])
+    common = ("steps=6", "checkpoint_every=2", "preview_sequences=1", "preview_length=6", "preview_context=2")
+    run_pretraining(_pretrain_cfg(data, *common), tmp_path / "whole")
+
+    real_update, calls = pretrain_module.TeacherTrainer.update, {"n": 0}
+
+    def killed_at_step_5(self, batch, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # stands for a kill after the checkpoint at step 4
+        return real_update(self, batch, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretrain_module.TeacherTrainer, "update", killed_at_step_5)
+        with pytest.raises(KeyboardInterrupt):
+            run_pretraining(_pretrain_cfg(data, *common), tmp_path / "killed")
+    assert torch.load(tmp_path / "killed" / "teachers.pt", weights_only=True)["steps"] == 4
+    run_pretraining(_pretrain_cfg(data, *common, "resume=true"), tmp_path / "killed")
+    whole = torch.load(tmp_path / "whole" / "teachers.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "killed" / "teachers.pt", weights_only=True)
+    assert whole["steps"] == resumed["steps"] == 6
+    for key, value in whole["weights"].items():
+        assert torch.equal(value, resumed["weights"][key]), key
+    steps = [s for s, _ in _csv(tmp_path / "killed" / "metrics" / "scalars" / "train" / "loss_model_reco.csv")]
+    assert steps == list(range(1, 7))  # the rows of step 5 (logged before the kill) are not doubled

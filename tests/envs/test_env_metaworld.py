@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,54 @@ def test_success_is_read_from_info():
     assert td["success"].dtype == torch.bool and td["success"].tolist() == [True]
     assert reader({"success": 0.0}, TensorDict({}, []))["success"].tolist() == [False]
     assert reader.info_spec["success"].shape == (1,)
+
+
+def test_two_envs_in_one_process_render_their_own_frames_after_one_closes():
+    """Each env draws in its own GL context: another env (of another task) made after it, closed, or
+    garbage-collected after closing, changes none of its frames (a trainer holds a train and an eval env).
+
+    Run in a fresh interpreter: GL contexts left current by earlier tests of this process would decide
+    what "the context current before" is, which is what the test is about.
+    """
+    import subprocess
+    import sys
+
+    code = f"import sys; sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r}); " \
+           "import test_env_metaworld as t; t._two_envs_render_their_own_frames()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _two_envs_render_their_own_frames():
+    import gc
+
+    actions = torch.linspace(-1, 1, 8).reshape(2, 4)
+
+    def frames(env, seed):
+        env.set_seed(seed)  # each reset draws the next goal: re-seed for the same episode
+        td = env.reset()
+        out = [td["pixels"]]
+        for action in actions:
+            td = env.step(td.set("action", action))["next"]
+            out.append(td["pixels"])
+        return torch.stack(out)
+
+    alone = make_env(TASK, seed=3)
+    try:
+        expected = frames(alone, 3)
+    finally:
+        alone.close()
+    env, other = make_env(TASK, seed=3), make_env("metaworld/button-press", seed=4)
+    try:
+        frames(other, 4)
+        mixed = frames(env, 3)  # `other`'s context was the current one
+        other.close()  # frees its GL context: none is current any more
+        after_close = frames(env, 3)
+        del other
+        gc.collect()  # its MuJoCo render context goes now, with `env`'s context current
+        after_gc = frames(env, 3)
+    finally:
+        env.close()
+    assert expected.float().std() > 5
+    for got in (mixed, after_close, after_gc):
+        assert torch.equal(got, expected)
