@@ -77,17 +77,24 @@ def save_open_loop_strip(
     *,
     context: int,
     title: str | None = None,
+    error_max: float | None = None,
+    cmap: str = "magma",
 ) -> pathlib.Path:
     """Save a PNG: per sequence, rows ground truth / model / error; a red line ends the context.
 
-    The error row shows ``(model - truth) / 2 + 0.5`` per channel (grey = exact), as DreamerV2.
+    The error row is a heatmap of ``|model - truth|`` averaged over RGB, on ``[0, 1]`` (1 = a white
+    pixel predicted black), drawn with ``cmap`` and explained by a colorbar.
 
     Args:
         path: PNG file to write (folders are created).
         truth: ``[S, L, 3, H, W]`` uint8 recorded frames.
         prediction: ``[S, L, 3, H, W]`` uint8 (see :func:`open_loop_prediction`).
         context: ``K``, frames seen by the posterior (drawn left of the red line).
-        title: figure title.
+        title: figure title; default: the run's ``env | agent | seed`` (read from the folder of ``path``
+            when it is a ``train`` run folder, :func:`~vid2act.agents.run_labels.run_title`) and the context.
+        error_max: top of the colour scale (default: the strip's largest error, at least 1/255); pass a
+            fixed value (e.g. 0.5) to compare strips of different steps colour for colour.
+        cmap: matplotlib colormap of the error heatmap.
 
     Returns:
         The path written.
@@ -99,6 +106,9 @@ def save_open_loop_strip(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    from vid2act.agents.run_labels import run_title
 
     if truth.shape != prediction.shape or truth.ndim != 5:
         raise ValueError(
@@ -107,22 +117,34 @@ def save_open_loop_strip(
         )
     t = truth.detach().cpu().float() / 255.0
     p = prediction.detach().cpu().float() / 255.0
-    error = ((p - t) / 2.0 + 0.5).clamp(0.0, 1.0)
+    error = (p - t).abs().mean(2)  # [S, L, H, W] on [0, 1]
     seqs, length, _, h, w = t.shape
     gap = 2
-    rows = torch.stack([t, p, error], 1).reshape(seqs * 3, length, 3, h, w)  # [3S, L, 3, H, W]
-    grid = np.ones((rows.shape[0] * (h + gap), length * (w + gap), 3), dtype=np.float32)
-    for r in range(rows.shape[0]):
+    grid = np.ones(((3 * seqs) * (h + gap), length * (w + gap), 3), dtype=np.float32)  # RGB rows, white gaps
+    heat = np.full(grid.shape[:2], np.nan, dtype=np.float32)  # error rows only
+    for s in range(seqs):
         for c in range(length):
-            y, x = r * (h + gap), c * (w + gap)
-            grid[y:y + h, x:x + w] = rows[r, c].permute(1, 2, 0).numpy()
-    fig_w, fig_h = grid.shape[1] / 100 + 0.9, grid.shape[0] / 100 + 0.5
+            x = c * (w + gap)
+            for r, frame in ((3 * s, t[s, c]), (3 * s + 1, p[s, c])):
+                grid[r * (h + gap):r * (h + gap) + h, x:x + w] = frame.permute(1, 2, 0).numpy()
+            y = (3 * s + 2) * (h + gap)
+            heat[y:y + h, x:x + w] = error[s, c].numpy()
+    vmax = float(error_max) if error_max is not None else max(float(error.max()), 1 / 255)
+    fig_w, fig_h = grid.shape[1] / 100 + 1.8, grid.shape[0] / 100 + 0.9
     fig, ax = plt.subplots(figsize=(fig_w, fig_h))
     ax.imshow(grid, interpolation="nearest")
-    ax.set_yticks([r * (h + gap) + h / 2 for r in range(rows.shape[0])])
+    image = ax.imshow(np.ma.masked_invalid(heat), cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
+    cax = make_axes_locatable(ax).append_axes("right", size=0.15, pad=0.1)
+    bar = fig.colorbar(image, cax=cax)
+    bar.set_label("error |model - truth| (mean over RGB, 0-1)", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    ax.set_yticks([r * (h + gap) + h / 2 for r in range(3 * seqs)])
     ax.set_yticklabels(["truth", "model", "error"] * seqs, fontsize=8)
-    ax.set_xticks([c * (w + gap) + w / 2 for c in range(0, length, 5)])
-    ax.set_xticklabels([str(c) for c in range(0, length, 5)], fontsize=7)
+    step = 5 if length > 10 else 1  # a frame is w + gap pixels wide (0.66 in at 64 px): labels never touch
+    ax.set_xticks([c * (w + gap) + w / 2 for c in range(0, length, step)])
+    ax.set_xticklabels([str(c) for c in range(0, length, step)], fontsize=7)
+    ax.set_xlabel("time step (env steps from the sequence start)", fontsize=8)
     ax.axvline(context * (w + gap) - gap / 2 - 0.5, color="red", lw=1.5)
-    ax.set_title(title or f"context {context} frames | open-loop prior", fontsize=9)
+    detail = f"context {context} frames | open-loop prior"
+    ax.set_title(title or run_title(pathlib.Path(path).parent, detail) or detail, fontsize=9)
     return save_figure(fig, path)

@@ -4,8 +4,10 @@ The agent is plain TorchRL: a small conv encoder shared by the actor (``Probabil
 and the twin Q-networks (``ValueOperator``), trained by ``torchrl.objectives.SACLoss`` with a ``SoftUpdate``
 target. Vid2Act's ``DistillationLoss`` (Eq. 3-4) is added as one more term: its student feature is the SAC
 encoder's output on ``[B, T]`` sequences, renamed with ``set_keys(feature="sac_embedding")``; its teacher
-features come from a frozen ``TeacherBank`` filtering the same frames. The similarity weights learn which
-teacher's features the encoder should match. One Adam step on ``SAC losses + loss_distill`` per update.
+features come from a frozen ``TeacherBank`` filtering the same frames, reading the TorchRL rollout's own
+``action`` and ``is_init`` keys (``set_keys(action="action", is_init="is_init")``). The similarity weights
+learn which teacher's features the encoder should match. One Adam step on ``SAC losses + loss_distill`` per
+update. Distillation adds five lines to the SAC agent (two of them extend a SAC line), marked ``# + distill``.
 
 Data: real env steps of a random policy (TorchRL ``Collector``) in a ``ReplayBuffer`` whose ``SliceSampler``
 draws ``B`` slices of ``T`` consecutive steps within trajectories, reshaped to ``[B, T]``.
@@ -31,8 +33,7 @@ from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import SACLoss, SoftUpdate
 
 from vid2act.components.losses import DistillationLoss
-from vid2act.components.transfer import DistillHead, SimilarityWeights
-from vid2act.components.transfer.teacher_bank import TeacherBank
+from vid2act.components.transfer import TeacherBank
 from vid2act.components.world_model import WorldModelConfig
 from vid2act.envs import make_env
 
@@ -87,11 +88,10 @@ def main() -> None:
     target_updater = SoftUpdate(sac_loss, tau=0.005)
 
     # --- Vid2Act distillation of the teachers into the SAC encoder --------------------------------
-    distill_loss = DistillationLoss(DistillHead(teachers.feature_dim, E),
-                                    SimilarityWeights(teachers.feature_dim, E, num_teachers=teachers.num_teachers))
-    distill_loss.set_keys(feature="sac_embedding")  # our student feature is the SAC encoder's output
-    params = list({id(q): q for q in [*sac_loss.parameters(), *distill_loss.parameters()]}.values())
-    optim = torch.optim.Adam(params, lr=3e-4)
+    teachers.set_keys(action="action", is_init="is_init")  # + distill: read the TorchRL rollout's keys
+    # + distill: f_distill and f_weight sized for the bank; the student feature is the SAC encoder's output
+    distill_loss = DistillationLoss.from_teachers(teachers, student_dim=E, feature_key="sac_embedding")
+    optim = torch.optim.Adam([*sac_loss.parameters(), *distill_loss.parameters()], lr=3e-4)  # + distill
 
     # --- data: random-policy env steps, sampled as [B, T] slices within trajectories ---------------
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(args.env_steps),
@@ -106,17 +106,11 @@ def main() -> None:
 
     for i in range(1, args.updates + 1):
         batch = buffer.sample().reshape(args.batch_size, args.seq_len)  # [B, T] TorchRL transitions
-        # the teachers filter o_0..o_{T-1} with a_{t-1}; every slice starts a fresh filter (is_first at t = 0)
-        is_first = batch["is_init"].clone()
-        is_first[:, 0] = True
-        prev_action = torch.cat([torch.zeros_like(batch["action"][:, :1]), batch["action"][:, :-1]], 1)
-        prev_action = prev_action.masked_fill(is_first, 0.0)
-        teacher = teachers.teacher_features(batch["pixels"], prev_action, is_first)  # [N, B, T, F_t]
-        batch.set("teacher_feature", teacher.movedim(0, -2))  # stored as [B, T, N, F_t]
-        encoder(batch)  # writes "sac_embedding" [B, T, E] (with grad): the distillation student
-        distill = distill_loss(batch)
-        sac = sac_loss(batch.reshape(-1).exclude("sac_embedding", "teacher_feature"))
-        loss = sac["loss_actor"] + sac["loss_qvalue"] + sac["loss_alpha"] + distill["loss_distill"]
+        sac = sac_loss(batch.reshape(-1))
+        # the teachers write "teacher_feature" [B, T, N, F_t], filtering o_t with a_{t-1} (each slice starts
+        # a fresh filter); the encoder writes "sac_embedding" [B, T, E] (with grad): the distillation student
+        distill = distill_loss(teachers(encoder(batch)))  # + distill
+        loss = sac["loss_actor"] + sac["loss_qvalue"] + sac["loss_alpha"] + distill["loss_distill"]  # + distill
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()

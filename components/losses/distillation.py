@@ -1,8 +1,9 @@
 """Task-selective distillation loss (Vid2Act, Eq. 3-4) as a TorchRL LossModule."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -12,6 +13,9 @@ from torchrl.objectives import LossModule
 
 from vid2act.components.transfer.distill_head import DistillHead
 from vid2act.components.transfer.similarity import SimilarityWeights
+
+if TYPE_CHECKING:
+    from vid2act.components.transfer.teacher_bank import TeacherBank
 
 _REDUCTIONS = ("mean", "sum", "none")
 _FEATURE_REDUCTIONS = ("sum", "mean")
@@ -84,6 +88,14 @@ class DistillationLoss(LossModule):
         ValueError: bad ``reduction``/``feature_reduction``, inputs of the wrong shape, or a
             non-finite loss (the message names the non-finite input).
 
+    Attributes:
+        distill_head (DistillHead): ``f_distill``.
+        similarity_weights (SimilarityWeights): ``f_weight`` + softmax; its ``num_teachers`` is ``N``.
+        alpha (float): scale of ``loss_distill``.
+        reduction (str): ``"mean"``, ``"sum"`` or ``"none"`` (over batch and time).
+        feature_reduction (str): ``"sum"`` or ``"mean"`` (over feature dims).
+        tensor_keys: the input keys (fields ``feature``, ``teacher_feature``; see :meth:`set_keys`).
+
     Examples:
         >>> import torch
         >>> from tensordict import TensorDict
@@ -95,6 +107,27 @@ class DistillationLoss(LossModule):
         >>> out = loss(td)
         >>> out["loss_distill"].shape, out["similarity_weights"].shape
         (torch.Size([]), torch.Size([3]))
+
+        In a TorchRL agent (e.g. SAC): ``batch`` is a ``[B, T]`` slice of a TorchRL rollout (a
+        ``SliceSampler`` sample reshaped to ``[B, T]``: ``pixels`` ``o_t``, ``action`` ``a_t``,
+        ``is_init``), ``encoder`` is the agent's own module writing its feature ``"embedding"``. The
+        four lines marked ``# +`` are all that distillation adds to the agent:
+
+        >>> from tensordict.nn import TensorDictModule
+        >>> from vid2act.components.transfer import TeacherBank
+        >>> from vid2act.components.world_model import make_world_model
+        >>> teachers = TeacherBank(make_world_model("tiny", action_dim=2, label_dim=3, reward_head=False))
+        >>> encoder = TensorDictModule(torch.nn.Linear(5, 6), in_keys=["observation"], out_keys=["embedding"])
+        >>> batch = TensorDict({"pixels": torch.zeros(4, 8, 3, 64, 64, dtype=torch.uint8),
+        ...                     "observation": torch.randn(4, 8, 5), "action": torch.rand(4, 8, 2) * 2 - 1,
+        ...                     "is_init": torch.zeros(4, 8, 1, dtype=torch.bool)}, [4, 8])
+        >>> teachers.set_keys(action="action", is_init="is_init")  # + read the TorchRL rollout's keys
+        >>> distill = DistillationLoss.from_teachers(teachers, student_dim=6, feature_key="embedding")  # +
+        >>> optim = torch.optim.Adam([*encoder.parameters(), *distill.parameters()])  # + (the agent's optimiser)
+        >>> loss = distill(teachers(encoder(batch)))["loss_distill"]  # + added to the agent's losses
+        >>> loss.backward(); optim.step()
+        >>> loss.shape, encoder.module.weight.grad is not None
+        (torch.Size([]), True)
     """
 
     @dataclass
@@ -159,6 +192,44 @@ class DistillationLoss(LossModule):
         self.alpha = float(alpha)
         self.reduction = reduction
         self.feature_reduction = feature_reduction
+
+    @classmethod
+    def from_teachers(
+        cls,
+        teachers: TeacherBank,
+        student_dim: int,
+        *,
+        distill_hidden_dims: Sequence[int] = (),
+        weight_hidden_dims: Sequence[int] = (),
+        weight_floor: float = 0.0,
+        feature_key: NestedKey | None = None,
+        **kwargs,
+    ) -> DistillationLoss:
+        """The loss with a new :class:`DistillHead` and :class:`SimilarityWeights` sized for ``teachers``.
+
+        Args:
+            teachers: a :class:`~vid2act.components.transfer.TeacherBank` (its ``feature_dim`` ``F_t``
+                and ``num_teachers`` ``N`` are read; any object with those attributes works).
+            student_dim: ``F_s``, the size of the student feature the teachers are distilled into.
+            distill_hidden_dims: hidden sizes of ``f_distill`` (default: linear).
+            weight_hidden_dims: hidden sizes of ``f_weight`` (default: linear).
+            weight_floor: :class:`SimilarityWeights`' ``weight_floor``.
+            feature_key: the key of the student feature, as ``set_keys(feature=feature_key)`` (default
+                ``"feature"``).
+            **kwargs: the keyword arguments of the class (``alpha``, ``reduction``, ``feature_reduction``).
+
+        Returns:
+            A :class:`DistillationLoss` whose parameters (``loss.parameters()``) are the two new networks.
+
+        Raises:
+            ValueError / TypeError: bad sizes (from the networks) or keyword arguments (see the class).
+        """
+        f_t, n = int(teachers.feature_dim), int(teachers.num_teachers)
+        loss = cls(DistillHead(f_t, student_dim, hidden_dims=distill_hidden_dims),
+                   SimilarityWeights(f_t, student_dim, n, hidden_dims=weight_hidden_dims, weight_floor=weight_floor),
+                   **kwargs)
+        loss.set_keys(feature=feature_key)
+        return loss
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         pass

@@ -39,6 +39,16 @@ class DistillHead(nn.Module):
         num_teachers: ``N``; required when ``per_teacher`` (a shared head ignores the
             teacher axis and maps any ``[..., F_t]`` input).
 
+    Attributes:
+        teacher_dim (int): ``F_t``, the input size.
+        student_dim (int): ``F_s``, the output size.
+        hidden_dims (tuple[int, ...]): hidden layer sizes (``()``: linear).
+        per_teacher (bool): one network per teacher.
+        num_teachers (int | None): ``N`` (``None`` for a shared head built without it).
+        net (nn.Module): the shared network (``per_teacher=False`` only).
+        params (TensorDictParams): the ``N`` stacked networks' parameters, batch ``[N]``
+            (``per_teacher=True`` only).
+
     Raises:
         ValueError: a dimension is not a positive int, or ``per_teacher`` without
             ``num_teachers``.

@@ -50,6 +50,15 @@ class SimilarityWeights(nn.Module):
         activation: activation between hidden layers (default ``nn.ELU``).
         weight_floor: ``f`` in ``[0, 1/N)``; default ``0.0`` (0.1 in the released code).
 
+    Attributes:
+        teacher_dim (int): ``F_t``.
+        student_dim (int): ``F_s``.
+        num_teachers (int): ``N``, the size of the weights' leading axis.
+        hidden_dims (tuple[int, ...]): hidden sizes of ``f_weight``.
+        mode (str): ``"learned"`` or ``"uniform"``.
+        weight_floor (float): ``f``, the smallest weight.
+        f_weight (nn.Module | None): the logit network ``[F_t + F_s] -> 1`` (``None`` with ``mode="uniform"``).
+
     Raises:
         ValueError: unknown ``mode``, a non-positive dimension, ``weight_floor < 0`` or
             ``N * weight_floor >= 1``.

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
+from tensordict.utils import NestedKey
 from torch.nn import functional as F
 
 from vid2act.components.world_model import WorldModel, WorldModelConfig
@@ -71,6 +72,21 @@ class TeacherBank(TensorDictModuleBase):
     the copies (we load trained weights), vmaps one ``forward`` (we need several verbs: encode,
     filter a sequence, one filtering step, one prior step) and does not cover the ``mixture`` layout.
 
+    TensorDict keys (:meth:`forward`, renamed with :meth:`set_keys`): by default the bank reads Dreamer
+    rows (``prev_action`` ``a_{t-1}`` and ``is_first`` on row ``t``, as the replay buffers of this
+    library store them). A TorchRL rollout holds ``action`` (``a_t``, taken after ``o_t``) and the
+    ``InitTracker``'s ``is_init`` instead: ``set_keys(action="action", is_init="is_init")`` makes
+    :meth:`forward` build ``a_{t-1}`` by shifting ``action`` one step along ``T`` and read the episode
+    starts from ``is_init``. The action before a slice is not in it, so with ``action`` set, row 0 of
+    every slice starts a fresh filter (``is_first[0] = True``).
+
+    Mid-episode slices: a slice that starts inside an episode with ``is_first[0] = False`` is still
+    filtered from the initial (zero) latent -- there is no earlier state to carry -- but its first
+    prior step uses the recorded ``prev_action[0]`` where an episode start would use a zero action. The
+    posterior sees ``o_0`` from row 0 on, so the features converge to those of a filter run from the
+    episode start within a few rows; the first rows are a burn-in. Set ``is_first[..., 0] = True`` to
+    treat every slice as a fresh start (as ``set_keys(action=...)`` does).
+
     Args:
         models: ``mixture``: one :class:`WorldModel` with ``label_dim = N``; ``ensemble``: a
             sequence of ``N`` :class:`WorldModel` s with identical architectures and no label. The
@@ -86,6 +102,32 @@ class TeacherBank(TensorDictModuleBase):
             are checked here instead of at the first call.
         source_tasks: names of the ``N`` sources, in teacher order (default ``"teacher_<i>"``).
 
+    Attributes:
+        num_teachers (int): ``N``, the number of teachers (sources); the size of the teacher axis of
+            every output.
+        feature_dim (int): ``F_t = belief_dim + state_dim``, the size of one teacher feature ``s_t^i``
+            (the ``teacher_dim`` of :class:`DistillHead` / :class:`SimilarityWeights`).
+        belief_dim (int): size of a teacher's deterministic state (GRU belief).
+        state_dim (int): size of a teacher's flattened stochastic state.
+        embed_dim (int): ``E``, size of a teacher's image embedding (:meth:`encode`).
+        action_dim (int): the (zero-padded) action width the teachers were pretrained with; narrower
+            actions are padded to it.
+        layout (str): ``"mixture"`` or ``"ensemble"``.
+        teacher_input (str): ``"own_posterior"`` or ``"student_state"``.
+        sample (bool): whether the teachers' latents are sampled (else their mode is taken).
+        source_tasks (tuple[str, ...]): the ``N`` source names, in teacher order.
+        config (WorldModelConfig | None): the teachers' model config (``None`` for models built
+            without one).
+        metadata (dict): extra entries of the checkpoint :meth:`from_checkpoint` read (per-source
+            action dims, image size, dataset manifests, gradient steps); empty otherwise.
+        tensor_keys: the TensorDict keys :meth:`forward` reads and writes (fields of
+            ``TeacherBank._AcceptedKeys``; change them with :meth:`set_keys`).
+        in_keys (list): the keys :meth:`forward` reads (follows :attr:`tensor_keys`); ``pixels`` may be
+            replaced by the cached ``teacher_embed``.
+        out_keys (list): ``[tensor_keys.teacher_feature]``.
+        model (WorldModel): the one label-conditioned network (``mixture`` only).
+        params (TensorDictParams): the ``N`` stacked parameter sets, batch ``[N]`` (``ensemble`` only).
+
     Raises:
         TypeError: a model is not a :class:`WorldModel`.
         ValueError: unknown ``layout`` / ``teacher_input``; a mixture model without a label, or
@@ -95,8 +137,11 @@ class TeacherBank(TensorDictModuleBase):
 
     Examples:
         >>> import torch
+        >>> from tensordict import TensorDict
         >>> from vid2act.components.world_model import make_world_model
         >>> bank = TeacherBank(make_world_model("tiny", action_dim=4, label_dim=3, reward_head=False))
+        >>> bank.num_teachers, bank.feature_dim  # N, F_t
+        (3, 96)
         >>> pixels = torch.zeros(2, 5, 3, 64, 64, dtype=torch.uint8)
         >>> is_first = torch.zeros(2, 5, 1, dtype=torch.bool)
         >>> bank.teacher_features(pixels, torch.zeros(2, 5, 4), is_first).shape  # [N, B, T, F_t]
@@ -104,12 +149,48 @@ class TeacherBank(TensorDictModuleBase):
         >>> models = [make_world_model("tiny", action_dim=4, reward_head=False) for _ in range(3)]
         >>> TeacherBank(models, layout="ensemble").encode(pixels).shape  # [N, B, T, E]
         torch.Size([3, 2, 5, 256])
+
+        A ``[B, T]`` slice of a TorchRL rollout (``action`` is ``a_t``, ``is_init`` from ``InitTracker``):
+
+        >>> bank.set_keys(action="action", is_init="is_init")
+        >>> rollout = TensorDict({"pixels": pixels, "action": torch.rand(2, 5, 4) * 2 - 1,
+        ...                       "is_init": torch.zeros(2, 5, 1, dtype=torch.bool)}, [2, 5])
+        >>> bank(rollout)["teacher_feature"].shape  # [B, T, N, F_t]
+        torch.Size([2, 5, 3, 96])
     """
 
-    #: TensorDict key of the cached teacher embeddings ``[*B, T, N, E]`` (read when present).
-    embed_key = "teacher_embed"
-    #: TensorDict key :meth:`forward` writes: ``[*B, T, N, F_t]``.
-    feature_key = "teacher_feature"
+    @dataclasses.dataclass
+    class _AcceptedKeys:
+        """TensorDict keys of :meth:`TeacherBank.forward` (set with :meth:`TeacherBank.set_keys`).
+
+        Attributes:
+            pixels (NestedKey): frames ``o_t`` ``[*B, T, 3, 64, 64]`` uint8. Default ``"pixels"``.
+            prev_action (NestedKey): ``a_{t-1}`` of each row ``[*B, T, A']`` (Dreamer rows). Default
+                ``"prev_action"``; ignored when ``action`` is set.
+            is_first (NestedKey): episode starts ``[*B, T, 1]`` bool (Dreamer rows). Default
+                ``"is_first"``; ignored when ``is_init`` is set.
+            action (NestedKey | None): ``a_t`` of each row (a TorchRL rollout); when set, ``a_{t-1}``
+                is this key shifted one step along ``T`` and row 0 starts a fresh filter. Default ``None``.
+            is_init (NestedKey | None): TorchRL ``InitTracker`` flag ``[*B, T, 1]``, read instead of
+                ``is_first`` when set. Default ``None``.
+            teacher_embed (NestedKey): cached teacher embeddings ``[*B, T, N, E]``, read instead of
+                ``pixels`` when present. Default ``"teacher_embed"``.
+            belief (NestedKey): the student posterior's belief (``student_state``). Default ``"belief"``.
+            state (NestedKey): the student posterior's state (``student_state``). Default ``"state"``.
+            teacher_feature (NestedKey): written: ``[*B, T, N, F_t]``. Default ``"teacher_feature"``.
+        """
+
+        pixels: NestedKey = "pixels"
+        prev_action: NestedKey = "prev_action"
+        is_first: NestedKey = "is_first"
+        action: NestedKey | None = None
+        is_init: NestedKey | None = None
+        teacher_embed: NestedKey = "teacher_embed"
+        belief: NestedKey = "belief"
+        state: NestedKey = "state"
+        teacher_feature: NestedKey = "teacher_feature"
+
+    default_keys = _AcceptedKeys
 
     def __init__(
         self,
@@ -182,11 +263,41 @@ class TeacherBank(TensorDictModuleBase):
             self._check_student_sizes(*student_dims, where)
         self.requires_grad_(False)
         super().train(False)
-        if teacher_input == "own_posterior":
-            self.in_keys = ["pixels", "prev_action", "is_first"]
+        self.tensor_keys = self._AcceptedKeys()
+        self._set_in_out_keys()
+
+    # ------------------------------------------------------------------ tensordict keys
+    def set_keys(self, **keys: NestedKey | None) -> None:
+        """Rename the TensorDict keys :meth:`forward` reads and writes (as TorchRL's ``LossModule.set_keys``).
+
+        ``set_keys(action="action", is_init="is_init")`` reads a TorchRL rollout (``a_t`` and the
+        ``InitTracker`` flag) instead of Dreamer rows (``prev_action``, ``is_first``); see the class.
+
+        Args:
+            **keys: field of ``TeacherBank._AcceptedKeys`` -> new key; ``None`` restores the field's
+                default (for ``action`` / ``is_init``: not read).
+
+        Raises:
+            ValueError: a name that is not a field of ``TeacherBank._AcceptedKeys``.
+        """
+        fields = [f.name for f in dataclasses.fields(self._AcceptedKeys)]
+        unknown = sorted(set(keys) - set(fields))
+        if unknown:
+            raise ValueError(f"TeacherBank.set_keys: {unknown} not accepted; the keys are {fields}.")
+        defaults = self._AcceptedKeys()
+        for name, value in keys.items():
+            setattr(self.tensor_keys, name, getattr(defaults, name) if value is None else value)
+        self._set_in_out_keys()
+
+    def _set_in_out_keys(self) -> None:
+        k = self.tensor_keys
+        action = k.prev_action if k.action is None else k.action
+        first = k.is_first if k.is_init is None else k.is_init
+        if self.teacher_input == "own_posterior":
+            self.in_keys = [k.pixels, action, first]
         else:
-            self.in_keys = ["prev_action", "is_first", "belief", "state"]
-        self.out_keys = [self.feature_key]
+            self.in_keys = [action, first, k.belief, k.state]
+        self.out_keys = [k.teacher_feature]
 
     # ------------------------------------------------------------------ module state
     def train(self, mode: bool = True) -> TeacherBank:
@@ -336,7 +447,9 @@ class TeacherBank(TensorDictModuleBase):
             pixels: target frames ``[*B, T, 3, 64, 64]`` uint8 (``own_posterior``; may be ``None``
                 when ``embed`` is given, ignored with ``student_state``).
             prev_action: ``a_{t-1}`` of each row ``[*B, T, A']``, ``A' <= action_dim`` (zero-padded).
-            is_first: ``[*B, T, 1]`` (or ``[*B, T]``) bool; the carried state resets there.
+            is_first: ``[*B, T, 1]`` (or ``[*B, T]``) bool; the carried state resets there. A slice
+                without ``is_first[..., 0]`` (mid-episode) starts from the initial latent but with
+                ``prev_action[..., 0]``: see "Mid-episode slices" in the class docstring.
             embed: precomputed teacher embeddings ``[N, *B, T, E]`` of the frames (from
                 :meth:`encode`), replacing the encoder pass (``own_posterior``).
             student_belief: the student posterior's belief ``[*B, T, belief_dim]`` (``student_state``).
@@ -558,31 +671,58 @@ class TeacherBank(TensorDictModuleBase):
         A TensorDict of batch ``[*B, T]`` cannot hold a leading teacher axis, so the teacher axis
         sits right after ``T`` (the layout :class:`~vid2act.components.losses.DistillationLoss` reads).
 
-        Reads ``"prev_action"``, ``"is_first"`` and: ``own_posterior``: ``"pixels"``, or the cached
+        Reads (names from :attr:`tensor_keys`) ``"prev_action"`` and ``"is_first"`` -- or, once set,
+        the TorchRL rollout's ``"action"`` (shifted: row ``t`` gets ``a_{t-1}``, row 0 a zero action and
+        a fresh filter) and ``"is_init"`` -- and: ``own_posterior``: ``"pixels"``, or the cached
         ``"teacher_embed"`` ``[*B, T, N, E]`` when present; ``student_state``: the student's
         posterior ``"belief"`` and ``"state"`` (written by ``WorldModelLoss``).
+
+        Args:
+            tensordict: target sequences, batch ``[*B, T]`` (``T`` the time axis, last).
+
+        Returns:
+            ``tensordict``, with ``tensor_keys.teacher_feature`` set.
 
         Raises:
             KeyError: an input key is missing. ValueError / TypeError: see :meth:`teacher_features`.
         """
-        missing = [k for k in self.in_keys if k not in tensordict.keys()
-                   and not (k == "pixels" and self.embed_key in tensordict.keys())]
+        keys = self.tensor_keys
+        present = set(tensordict.keys(True))
+        missing = [k for k in self.in_keys if k not in present
+                   and not (k == keys.pixels and keys.teacher_embed in present)]
         if missing:
             raise KeyError(f"TeacherBank.forward: keys {missing} missing from the tensordict "
-                           f"(keys: {sorted(tensordict.keys())}).")
+                           f"(keys: {sorted(map(str, present))}; rename them with set_keys).")
+        prev_action, is_first = self._action_and_flags(tensordict)
         if self.teacher_input == "student_state":
             features = self.teacher_features(
-                None, tensordict["prev_action"], tensordict["is_first"],
-                student_belief=tensordict["belief"], student_state=tensordict["state"],
+                None, prev_action, is_first,
+                student_belief=tensordict.get(keys.belief), student_state=tensordict.get(keys.state),
             )
         else:
-            embed = tensordict.get(self.embed_key, None)
+            embed = tensordict.get(keys.teacher_embed, None)
             features = self.teacher_features(
-                None if embed is not None else tensordict["pixels"], tensordict["prev_action"],
-                tensordict["is_first"], embed=None if embed is None else embed.movedim(-2, 0),
+                None if embed is not None else tensordict.get(keys.pixels), prev_action, is_first,
+                embed=None if embed is None else embed.movedim(-2, 0),
             )
-        tensordict.set(self.feature_key, features.movedim(0, -2))
+        tensordict.set(keys.teacher_feature, features.movedim(0, -2))
         return tensordict
+
+    def _action_and_flags(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a_{t-1} [*B, T, A'], is_first [*B, T, 1])`` from Dreamer rows or a TorchRL rollout."""
+        keys = self.tensor_keys
+        flags = tensordict.get(keys.is_first if keys.is_init is None else keys.is_init)
+        if keys.action is None:
+            return tensordict.get(keys.prev_action), flags
+        action = tensordict.get(keys.action)
+        if not isinstance(action, torch.Tensor) or action.ndim < 2:
+            raise ValueError(f"TeacherBank.forward: {keys.action!r} must be [*B, T, A], "
+                             f"got {getattr(action, 'shape', type(action).__name__)}.")
+        steps = action.shape[-2]
+        prev_action = torch.cat([torch.zeros_like(action.narrow(-2, 0, 1)), action.narrow(-2, 0, steps - 1)], -2)
+        flags = self._flags(flags, tuple(action.shape[:-1]), "forward").clone()
+        flags[..., 0, :] = True  # the action before the slice is not in it: row 0 starts a fresh filter
+        return prev_action, flags
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod

@@ -36,7 +36,8 @@ def test_groups_average_over_seeds_on_shared_frames(tmp_path):
     np.testing.assert_allclose(v.std, [5.0, 10.0])
 
     result = run_report(tmp_path)
-    assert "| dmc/cartpole-balance | vid2act | 40 ± 10 | 2 | 2000 |" in result["table"]
+    # IQM of 2 seeds = their mean; resampling {30, 50} gives means 30 / 40 / 50: the 95% interval is [30, 50]
+    assert "| dmc/cartpole-balance | vid2act | 40 ± 10 | 40 [30, 50] | 2 | 2000 |" in result["table"]
     assert (tmp_path / "report.png").exists() and (tmp_path / "report.md").exists()
     assert json.loads((tmp_path / "report.json").read_text())["groups"][0]["env"] == "dmc/cartpole-balance"
 
@@ -47,3 +48,79 @@ def test_no_runs_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vid2act.agents.report", f"runs={tmp_path / 'missing'}"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "no such directory" in proc.stderr
+
+
+def _kept(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    return figures
+
+
+def test_iqm_with_bootstrap_interval_beside_mean_and_std(tmp_path, monkeypatch):
+    finals = [10.0, 20.0, 30.0, 1000.0]  # an outlier seed: the IQM (mean of 20, 30 = 25) ignores it
+    for seed, final in enumerate(finals):
+        _run(tmp_path, "dmc/walker-stand", "vid2act", seed, [(1000, 0.0), (2000, final)])
+    _run(tmp_path, "dmc/walker-stand", "dreamerv2", 0, [(2000, 5.0)])  # one evaluation, one seed
+    for seed in (0, 1):
+        _run(tmp_path, "dmc/cheetah-run", "vid2act", seed, [(2000, 100.0 + seed)])
+    figures = _kept(monkeypatch)
+    result = run_report(tmp_path)
+    walker = next(g for g in result["groups"] if g["env"] == "dmc/walker-stand" and g["agent"] == "vid2act")
+    assert walker["final"] == finals and walker["iqm"] == pytest.approx(25.0)
+    assert walker["mean"][-1] == pytest.approx(np.mean(finals))
+    low, high = walker["iqm_ci95"]
+    assert low <= walker["iqm"] <= high and low >= 10.0 and high <= 1000.0
+    assert "| dmc/walker-stand | vid2act | 265 ± 424 | 25 [" in result["table"]
+    # the envs pooled per agent, resampled within each env
+    (pooled,) = [s for s in result["all_envs"] if s["agent"] == "vid2act"]
+    assert pooled["runs"] == 6 and pooled["envs"] == ["dmc/cheetah-run", "dmc/walker-stand"]
+    assert pooled["iqm_ci95"][0] <= pooled["iqm"] <= pooled["iqm_ci95"][1]
+    assert "All envs pooled" in result["table"] and "| vid2act | 2 | 6 |" in result["table"]
+    assert json.loads((tmp_path / "report.json").read_text())["all_envs"] == result["all_envs"]
+
+    (fig,) = figures
+    title = fig._suptitle.get_text()
+    assert "eval/return" in title and "seeds 0, 1, 2, 3" in title
+    walker_ax = next(ax for ax in fig.axes if ax.get_title() == "dmc/walker-stand")
+    assert walker_ax.get_xlabel() == "env frames" and "sum of rewards" in walker_ax.get_ylabel()
+    # the single-evaluation curve (dreamerv2) is a visible dot, not an invisible 1-point line
+    markers = [line.get_marker() for line in walker_ax.get_lines() if len(line.get_xdata()) == 1]
+    assert "o" in markers
+    intervals = [ax for ax in fig.axes if ax.get_xlabel().startswith("final")]
+    assert len(intervals) == 3  # walker, cheetah, all envs pooled
+    assert [t.get_text() for t in intervals[-1].get_yticklabels()] == ["dreamerv2 (n=1)", "vid2act (n=6)"]
+    assert fig.legends and all(ax.get_legend() is None for ax in fig.axes)  # legend below, off the data
+
+
+def test_success_reports_stay_on_zero_one(tmp_path, monkeypatch):
+    for seed, value in enumerate((0.0, 1.0, 1.0)):
+        run = _run(tmp_path, "metaworld/door-lock", "vid2act", seed, [(1000, 0.0)])
+        csv = run / "metrics" / "scalars" / "eval" / "success.csv"
+        csv.write_text(f"1000,0.0\n2000,{value}\n")
+    figures = _kept(monkeypatch)
+    result = run_report(tmp_path, "eval/success")
+    assert result["groups"][0]["iqm"] == pytest.approx(2 / 3)
+    (fig,) = figures
+    for ax in fig.axes:
+        limits = ax.get_ylim() if ax.get_title() == "metaworld/door-lock" else ax.get_xlim()
+        if ax.get_title() == "metaworld/door-lock" or ax.get_xlabel().startswith("final"):
+            assert limits[0] <= 0 and 1 <= limits[1] <= 1.1
+
+
+def test_the_runs_own_config_wins_over_a_later_refused_call_in_its_folder(tmp_path):
+    """With ``out_dir=``, Hydra rewrites ``.hydra/`` at every call in the run folder, a refused resume included."""
+    from vid2act.agents.report import _run_labels
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    own = {"env": {"name": "dmc/cartpole-balance"}, "agent": {"name": "dreamerv2"}, "seed": 0}
+    OmegaConf.save(own, run / "config.yaml")
+    OmegaConf.save({"hydra": {"runtime": {"choices": {"agent": "no_distill"}}}}, run / ".hydra" / "hydra.yaml")
+    OmegaConf.save(own, run / ".hydra" / "config.yaml")  # the run's own call: its agent= choice names it
+    assert _run_labels(run) == ("dmc/cartpole-balance", "no_distill", 0)
+    refused = {"env": {"name": "dmc/walker-walk"}, "agent": {"name": "vid2act"}, "seed": 3}
+    OmegaConf.save(refused, run / ".hydra" / "config.yaml")
+    OmegaConf.save({"hydra": {"runtime": {"choices": {"agent": "vid2act"}}}}, run / ".hydra" / "hydra.yaml")
+    assert _run_labels(run) == ("dmc/cartpole-balance", "dreamerv2", 0)

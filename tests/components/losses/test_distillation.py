@@ -152,3 +152,31 @@ def test_bad_inputs_raise_clear_errors():
         DistillationLoss(DistillHead(FT, FS + 1), SimilarityWeights(FT, FS, N))
     with pytest.raises(TypeError):
         DistillationLoss(torch.nn.Linear(FT, FS), SimilarityWeights(FT, FS, N))
+
+
+def test_from_teachers_sizes_the_networks_for_the_bank():
+    from vid2act.components.transfer import TeacherBank
+    from vid2act.components.world_model import make_world_model
+
+    bank = TeacherBank(make_world_model("tiny", action_dim=2, label_dim=N, reward_head=False))
+    loss = DistillationLoss.from_teachers(bank, FS, weight_hidden_dims=(7,), weight_floor=0.1, alpha=0.5,
+                                          feature_key="emb")
+    assert (loss.distill_head.teacher_dim, loss.distill_head.student_dim) == (bank.feature_dim, FS)
+    assert loss.similarity_weights.num_teachers == N and loss.alpha == 0.5
+    assert loss.tensor_keys.feature == "emb" and loss.in_keys == ["emb", "teacher_feature"]
+    td = TensorDict({"emb": torch.randn(B, T, FS), "teacher_feature": torch.randn(B, T, N, bank.feature_dim)}, [B, T])
+    assert loss(td)["similarity_weights"].min() >= 0.1 - 1e-6  # the floor reached SimilarityWeights
+    assert DistillationLoss.from_teachers(bank, FS).tensor_keys.feature == "feature"
+
+
+def test_docstring_examples_run_including_the_torchrl_agent_one():
+    """The class docstring shows the lines a TorchRL agent adds (a rollout's ``action`` / ``is_init``)."""
+    import doctest
+
+    import vid2act.components.losses.distillation as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 15
+    marked = [line for line in module.DistillationLoss.__doc__.splitlines() if line.rstrip().endswith("# +")
+              or "  # + " in line]
+    assert 1 <= len(marked) <= 5, marked

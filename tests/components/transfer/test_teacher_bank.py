@@ -213,3 +213,70 @@ def test_bad_checkpoints_raise_clear_errors(tmp_path):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ValueError, match="cannot read"):
         TeacherBank.from_checkpoint(truncated)
+
+
+# ------------------------------------------------------------------ TorchRL rollout keys (set_keys)
+@layouts
+def test_set_keys_reads_a_torchrl_rollout_action_and_is_init(layout):
+    bank, _ = _bank(layout)
+    pixels, action, _ = _inputs()  # action[t] = a_t, the action taken after o_t
+    is_init = torch.zeros(B, T, 1, dtype=torch.bool)
+    is_init[1, 2] = True  # an episode starts inside the slice of row 1
+    bank.set_keys(action="action", is_init="is_init")
+    assert bank.in_keys == ["pixels", "action", "is_init"] and bank.out_keys == ["teacher_feature"]
+    td = TensorDict({"pixels": pixels, "action": action, "is_init": is_init}, [B, T])
+    bank(td)
+    # by hand: a_{t-1} is the action of the row before (zero on row 0), and row 0 starts a fresh filter
+    prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
+    is_first = is_init.clone()
+    is_first[:, 0] = True
+    expected = bank.teacher_features(pixels, prev_action, is_first).movedim(0, -2)
+    torch.testing.assert_close(td["teacher_feature"], expected)
+    # without the shift (a_t read as a_{t-1}) the features differ: the test can fail
+    wrong = bank.teacher_features(pixels, action, is_first).movedim(0, -2)
+    assert not torch.allclose(td["teacher_feature"], wrong)
+    with pytest.raises(KeyError, match="is_init"):
+        bank(td.exclude("is_init"))
+
+
+def test_set_keys_renames_resets_and_rejects_unknown_names():
+    bank = TeacherBank(_mixture(), sample=False)
+    assert bank.in_keys == ["pixels", "prev_action", "is_first"]
+    pixels, action, is_first = _inputs()
+    bank.set_keys(pixels=("next", "pixels"), prev_action="a_prev", teacher_feature=("out", "s"))
+    td = TensorDict({"next": {"pixels": pixels}, "a_prev": action, "is_first": is_first}, [B, T])
+    bank(td)
+    torch.testing.assert_close(td["out", "s"], bank.teacher_features(pixels, action, is_first).movedim(0, -2))
+    bank.set_keys(pixels=None, prev_action=None, teacher_feature=None)  # None: back to the defaults
+    assert bank.in_keys == ["pixels", "prev_action", "is_first"] and bank.out_keys == ["teacher_feature"]
+    with pytest.raises(ValueError, match="prev_actions"):
+        bank.set_keys(prev_actions="x")
+    student = TeacherBank(_mixture(), teacher_input="student_state", sample=False)
+    student.set_keys(action="action", is_init="is_init")
+    assert student.in_keys == ["action", "is_init", "belief", "state"]
+
+
+def test_a_mid_episode_slice_starts_from_the_initial_latent_with_its_recorded_prev_action():
+    """What the class docstring says about slices without ``is_first[0]``."""
+    bank = TeacherBank(_mixture(), sample=False)
+    pixels, action, is_first = _inputs()
+    mid = is_first.clone()
+    mid[:, 0] = False
+    fresh = bank.teacher_features(pixels, action, is_first)
+    # a zero prev_action on row 0 makes the mid-episode slice exactly a fresh start (initial latent) ...
+    zeroed = action.clone()
+    zeroed[:, 0] = 0.0
+    torch.testing.assert_close(bank.teacher_features(pixels, zeroed, mid), fresh)
+    # ... the recorded a_{-1} only enters the first prior step: row 0 differs, the resets later do not
+    out = bank.teacher_features(pixels, action, mid)
+    assert not torch.allclose(out[:, :, 0], fresh[:, :, 0])
+    torch.testing.assert_close(out[:, 1, 2:], fresh[:, 1, 2:])  # row 1 resets at t = 2
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import vid2act.components.transfer.teacher_bank as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 10 and result.failed == 0
