@@ -323,7 +323,7 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from vid2act.agents.checkpoint import load_checkpoint, save_checkpoint
-    from vid2act.agents.run_state import capture_rng
+    from vid2act.agents.run_state import capture_rng, csv_row_counts
     from vid2act.agents.dreamer import world_model_config
     from vid2act.agents.metrics import MetricLogger
     from vid2act.agents.open_loop import save_open_loop_strip
@@ -377,11 +377,14 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
     context = min(cfg.preview_context, length)
     preview_batch = data.sample(cfg.preview_sequences, length) if cfg.preview_sequences > 0 else None
     if step:  # the batches and the model's noise continue as in an uninterrupted run (older checkpoints: as seeded)
-        from vid2act.agents.run_state import restore_rng, truncate_csvs
+        from vid2act.agents.run_state import restore_rng, truncate_csv_rows, truncate_csvs
 
         if "rng" in state:
             restore_rng(state["rng"])
-        truncate_csvs(out_dir / "metrics" / "scalars", step)  # rows logged after the checkpoint come again
+        if "csv_rows" in state:  # rows logged after the checkpoint come again
+            truncate_csv_rows(out_dir / "metrics" / "scalars", state["csv_rows"])
+        else:
+            truncate_csvs(out_dir / "metrics" / "scalars", step)
     else:  # a fresh start (or a run killed before its first checkpoint): no metric row of before stays
         from vid2act.agents.run_state import truncate_csvs
 
@@ -392,7 +395,7 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
             source_action_dims=data.source_action_dims, image_size=data.image_size,
             render_quality=data.render_quality, data_root=str(pathlib.Path(cfg.data).resolve()),
             manifests={name: ds.manifest for name, ds in zip(names, data.datasets)}, steps=step, meta=meta,
-            rng=capture_rng(),
+            rng=capture_rng(), csv_rows=csv_row_counts(out_dir / "metrics" / "scalars"),
         )
         save_checkpoint(ckpt_path, trainer.checkpoint(**extra))
         if preview_batch is not None:

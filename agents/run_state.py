@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["capture_rng", "check_free_space", "remove_stale_files", "restore_rng", "truncate_csvs"]
+__all__ = ["capture_rng", "check_free_space", "csv_row_counts", "remove_stale_files", "restore_rng", "truncate_csv_rows",
+           "truncate_csvs"]
 
 #: Temp files and folders a killed run can leave in its run folder (all rewritten from scratch on the next
 #: save, so removing them loses nothing). ``buffer*`` are the replay dumps of older versions.
@@ -88,6 +89,37 @@ def truncate_csvs(csv_dir: str | os.PathLike, max_step: int) -> int:
             dropped += len(lines) - len(keep)
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+    return dropped
+
+
+def csv_row_counts(csv_dir: str | os.PathLike) -> dict[str, int]:
+    """Rows of every CSV under ``csv_dir`` (relative path -> complete lines), for a checkpoint to record.
+
+    Cutting the CSVs back to these counts on resume (:func:`truncate_csv_rows`) drops exactly what was logged
+    after the checkpoint, even rows at the checkpoint's own frame (an evaluation right after it).
+    """
+    root = pathlib.Path(csv_dir)
+    return {str(p.relative_to(root)): p.read_bytes().count(b"\n") for p in sorted(root.rglob("*.csv"))} \
+        if root.is_dir() else {}
+
+
+def truncate_csv_rows(csv_dir: str | os.PathLike, counts: dict[str, int]) -> int:
+    """Cut every CSV under ``csv_dir`` to the rows :func:`csv_row_counts` recorded (files it did not record are
+    emptied); files are rewritten atomically.
+
+    Returns:
+        The number of rows dropped.
+    """
+    dropped = 0
+    root = pathlib.Path(csv_dir)
+    for path in sorted(root.rglob("*.csv")) if root.is_dir() else []:
+        lines = path.read_bytes().split(b"\n")[:-1]  # complete lines only
+        keep = counts.get(str(path.relative_to(root)), 0)
+        if len(lines) > keep or path.read_bytes()[-1:] not in (b"", b"\n"):
+            dropped += max(len(lines) - keep, 0)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(b"".join(line + b"\n" for line in lines[:keep]))
             os.replace(tmp, path)
     return dropped
 

@@ -35,8 +35,17 @@ from vid2act.agents.checkpoint import CheckpointError, load_checkpoint, save_che
 from vid2act.agents.evaluate import evaluate_policy
 from vid2act.agents.metrics import MetricLogger
 from vid2act.agents.plots import plot_learning_curve
-from vid2act.agents.run_state import capture_rng, check_free_space, remove_stale_files, restore_rng, truncate_csvs
+from vid2act.agents.run_state import (
+    capture_rng,
+    check_free_space,
+    csv_row_counts,
+    remove_stale_files,
+    restore_rng,
+    truncate_csv_rows,
+    truncate_csvs,
+)
 from vid2act.components.data.episode_writer import restore_replay
+from vid2act.envs.rng import ResetRNGRecorder, env_rng_state, set_env_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +168,7 @@ def train_loop(
             and action dim.
         resume: continue from ``out_dir/checkpoint.pt`` if present: weights, optimisers, counters and the
             global RNG states are restored, the buffer is rebuilt from the first ``replay_episodes`` episodes of
-            ``writer.store`` (later ones are deleted) and the metric CSVs are cut to the checkpoint's frame. A
+            ``writer.store`` (later ones are deleted) and the metric CSVs are cut to the rows the checkpoint saw. A
             finished run (``finished`` in the checkpoint, budget reached) returns its last evaluation as is.
         progress: show the tqdm bar (env frames, frames/s, updates/s, latest return).
         progress_desc / progress_position: the bar's label and terminal line (several runs side by side).
@@ -199,7 +208,10 @@ def train_loop(
         credit, last_eval = float(state["credit"]), int(state["last_eval_steps"])
         result = dict(state["last_eval"])
         rows = restore_replay(writer, int(state["replay_episodes"]), progress=progress)
-        dropped = truncate_csvs(logger.csv_dir, steps * cfg.action_repeat)
+        if "csv_rows" in state:  # exactly what was logged after the checkpoint goes
+            dropped = truncate_csv_rows(logger.csv_dir, state["csv_rows"])
+        else:
+            dropped = truncate_csvs(logger.csv_dir, steps * cfg.action_repeat)
         log.info("resumed from %s at %d env steps, %d updates, %d replay episodes (%d rows); %d metric rows "
                  "logged after the checkpoint dropped", ckpt_path, steps, updates, state["replay_episodes"], rows,
                  dropped)
@@ -216,11 +228,16 @@ def train_loop(
 
     train_env = with_agent_transforms(make_train_env(), agent)
     eval_env = with_agent_transforms(make_eval_env(), agent)
+    reset_rng = ResetRNGRecorder(train_env) if env_rng_state(train_env) is not None else None
+    if reset_rng is not None:
+        train_env.append_transform(reset_rng)
     remaining = cfg.env_steps - steps
     if remaining <= 0:
         log.info("budget of %d env steps already reached", cfg.env_steps)
-    if state is not None:  # the global RNGs as at the checkpoint: sampling and exploration continue as they would
-        restore_rng(state["rng"])
+    if state is not None:  # the envs draw the episodes an uninterrupted run would (DMC single envs)
+        env_rng = state.get("env_rng") or {}
+        set_env_rng_state(train_env, env_rng.get("train"))
+        set_env_rng_state(eval_env, env_rng.get("eval"))
     collector = Collector(
         train_env,
         agent.policy(explore=True),
@@ -228,6 +245,8 @@ def train_loop(
         total_frames=max(remaining, cfg.frames_per_batch),
         init_random_frames=max(cfg.prefill - steps, 0),
     )
+    if state is not None:  # the global RNGs as at the checkpoint: sampling and exploration continue as they would
+        restore_rng(state["rng"])
 
     def save(*, finished: bool = False) -> None:
         """Checkpoint the episodes written so far (the replay episodes are on disk already).
@@ -240,6 +259,9 @@ def train_loop(
             "replay_episodes": writer.next_episode_id, "replay_rows": writer.rows_written,
             "buffer_capacity": buffer_capacity(buffer), "rng": capture_rng(),
             "last_eval": result, "last_eval_steps": last_eval, "finished": finished,
+            "csv_rows": csv_row_counts(logger.csv_dir),
+            "env_rng": {"train": reset_rng.before_last_reset if reset_rng is not None else None,
+                        "eval": env_rng_state(eval_env)},
         }
         check_free_space(ckpt_path, 2 * _tensor_bytes(ckpt) + 64 * 2**20)
         save_checkpoint(ckpt_path, ckpt)

@@ -115,3 +115,4 @@ def test_crash_torture_kills_resumes_and_finds_a_consistent_state(tmp_path, stag
         assert result["weights_equal_reference"] and result["steps"] == 12
     else:
         assert result["checkpoint_covers_replay_on_disk"] and result["metric_rows_unique"] and result["no_stale_files"]
+        assert result["weights_equal_reference"]

@@ -49,3 +49,18 @@ def test_free_space_check_raises_enospc_naming_the_folder(tmp_path):
     with pytest.raises(OSError, match="no space left") as info:
         check_free_space(tmp_path, 2**62)
     assert info.value.errno == errno.ENOSPC and str(tmp_path) in str(info.value)
+
+
+def test_truncate_csv_rows_cuts_back_to_the_recorded_rows_even_at_the_same_step(tmp_path):
+    from vid2act.agents.run_state import csv_row_counts, truncate_csv_rows
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "return.csv").write_text("100,1.0\n200,2.0\n")
+    counts = csv_row_counts(tmp_path)
+    assert counts == {"eval/return.csv": 2}
+    # after the checkpoint: an evaluation at the checkpoint's own frame, a half-written row, a new file
+    (tmp_path / "eval" / "return.csv").write_text("100,1.0\n200,2.0\n200,2.5\n30")
+    (tmp_path / "eval" / "success.csv").write_text("200,0.0\n")
+    assert truncate_csv_rows(tmp_path, counts) == 2
+    assert (tmp_path / "eval" / "return.csv").read_text() == "100,1.0\n200,2.0\n"
+    assert (tmp_path / "eval" / "success.csv").read_text() == ""

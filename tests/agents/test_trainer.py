@@ -142,3 +142,38 @@ def test_killed_run_resumes_from_disk_without_unpickling_anything(tmp_path, monk
     before = (run / "m" / "scalars" / "eval" / "return.csv").read_text()
     again, _ = _resumable_loop(run, resume=True)
     assert again["return"] == result["return"] and (run / "m" / "scalars" / "eval" / "return.csv").read_text() == before
+
+
+def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    """Global RNGs, the replay and (DMC) the env's initial-state draws all continue as they would have."""
+    whole, _ = _resumable_loop(tmp_path / "whole", resume=False)
+    with pytest.raises(_Killed):
+        _resumable_loop(tmp_path / "killed", resume=False, kill_after=6)
+    resumed, _ = _resumable_loop(tmp_path / "killed", resume=True)
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert (a["env_steps"], a["updates"]) == (b["env_steps"], b["updates"]) == (160, 12)
+    for key, value in a["agent"]["modules"].items():
+        assert torch.equal(value, b["agent"]["modules"][key]), key
+    assert resumed["return"] == whole["return"]
+
+
+def test_kill_between_the_last_evaluation_and_the_final_checkpoint_logs_nothing_twice(tmp_path, monkeypatch):
+    from vid2act.agents import trainer as trainer_module
+
+    real_save, calls = trainer_module.save_checkpoint, {"n": 0}
+
+    def save_then_die_at_the_final_one(path, state):
+        calls["n"] += 1
+        if calls["n"] == 5:  # checkpoints at 40, 80, 120, 160 env steps; the 5th is the final one
+            raise _Killed
+        return real_save(path, state)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "save_checkpoint", save_then_die_at_the_final_one)
+        with pytest.raises(_Killed):
+            _resumable_loop(tmp_path, resume=False)
+    csv = tmp_path / "m" / "scalars" / "eval" / "return.csv"
+    assert [line.split(",")[0] for line in csv.read_text().split()] == ["120", "240", "320"]
+    _resumable_loop(tmp_path, resume=True)  # resumes at 160 env steps, unfinished: evaluates once more
+    assert [line.split(",")[0] for line in csv.read_text().split()] == ["120", "240", "320"]
