@@ -383,12 +383,12 @@ def run_pretraining(cfg: DictConfig, out_dir: pathlib.Path) -> dict[str, Any]:
             restore_rng(state["rng"])
         if "csv_rows" in state:  # rows logged after the checkpoint come again
             truncate_csv_rows(out_dir / "metrics" / "scalars", state["csv_rows"])
-        else:
+        else:  # a checkpoint of before the row counts: cut by step
             truncate_csvs(out_dir / "metrics" / "scalars", step)
     else:  # a fresh start (or a run killed before its first checkpoint): no metric row of before stays
-        from vid2act.agents.run_state import truncate_csvs
+        from vid2act.agents.run_state import truncate_csv_rows
 
-        truncate_csvs(out_dir / "metrics" / "scalars", -1)
+        truncate_csv_rows(out_dir / "metrics" / "scalars", {})
 
     def save() -> None:
         extra = dict(

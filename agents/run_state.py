@@ -7,7 +7,6 @@ Everything here is plain tensors / ints / lists, so a checkpoint holding it stil
 
 from __future__ import annotations
 
-import errno
 import os
 import pathlib
 import random
@@ -17,12 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from vid2act.components.data.disk import check_free_space
+from vid2act.envs.rng import mt19937_from_dict, mt19937_to_dict
+
 __all__ = ["capture_rng", "check_free_space", "csv_row_counts", "remove_stale_files", "restore_rng", "truncate_csv_rows",
            "truncate_csvs"]
 
 #: Temp files and folders a killed run can leave in its run folder (all rewritten from scratch on the next
 #: save, so removing them loses nothing). ``buffer*`` are the replay dumps of older versions.
-STALE_PATTERNS: tuple[str, ...] = (".checkpoint.pt.*.tmp", ".config.yaml.*.tmp", ".*.tmp", "buffer.tmp", "buffer.old")
+STALE_PATTERNS: tuple[str, ...] = (".*.tmp", "buffer.tmp", "buffer.old")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -32,13 +34,11 @@ def capture_rng() -> dict[str, Any]:
         ``{"torch": ByteTensor, "cuda": [ByteTensor] | None, "numpy": {...}, "python": {...}}``, which
         :func:`restore_rng` puts back.
     """
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": mt19937_to_dict(np.random.get_state()),
         "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
                    "gauss_next": gauss_next},
     }
@@ -54,9 +54,7 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
         if state.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-        np_state = state["numpy"]
-        np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                             np_state["has_gauss"], np_state["cached_gaussian"]))
+        np.random.set_state(mt19937_from_dict(state["numpy"]))
         py = state["python"]
         random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss_next"]))
     except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as err:
@@ -137,25 +135,3 @@ def remove_stale_files(run_dir: str | os.PathLike) -> list[str]:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
-
-
-def check_free_space(path: str | os.PathLike, need_bytes: int) -> None:
-    """Raise before a save that the disk cannot hold, so the last good state stays intact.
-
-    Args:
-        path: a file or folder on the disk to check (its nearest existing parent is used).
-        need_bytes: bytes the save will write (the caller adds its margin).
-
-    Raises:
-        OSError: ``ENOSPC``, naming the folder, the bytes free and needed.
-    """
-    where = pathlib.Path(path)
-    while not where.exists():
-        where = where.parent
-    free = shutil.disk_usage(where).free
-    if free < need_bytes:
-        raise OSError(
-            errno.ENOSPC,
-            f"no space left for the next save in {where}: {free / 2**20:.0f} MiB free, {need_bytes / 2**20:.0f} MiB "
-            f"needed; the last good checkpoint is kept -- free some space and resume with resume=true",
-        )

@@ -35,15 +35,8 @@ from vid2act.agents.checkpoint import CheckpointError, load_checkpoint, save_che
 from vid2act.agents.evaluate import evaluate_policy
 from vid2act.agents.metrics import MetricLogger
 from vid2act.agents.plots import plot_learning_curve
-from vid2act.agents.run_state import (
-    capture_rng,
-    check_free_space,
-    csv_row_counts,
-    remove_stale_files,
-    restore_rng,
-    truncate_csv_rows,
-    truncate_csvs,
-)
+from vid2act.agents.run_state import capture_rng, csv_row_counts, remove_stale_files, restore_rng, truncate_csv_rows
+from vid2act.components.data.disk import check_free_space
 from vid2act.components.data.episode_writer import restore_replay
 from vid2act.envs.rng import ResetRNGRecorder, env_rng_state, set_env_rng_state
 
@@ -208,10 +201,7 @@ def train_loop(
         credit, last_eval = float(state["credit"]), int(state["last_eval_steps"])
         result = dict(state["last_eval"])
         rows = restore_replay(writer, int(state["replay_episodes"]), progress=progress)
-        if "csv_rows" in state:  # exactly what was logged after the checkpoint goes
-            dropped = truncate_csv_rows(logger.csv_dir, state["csv_rows"])
-        else:
-            dropped = truncate_csvs(logger.csv_dir, steps * cfg.action_repeat)
+        dropped = truncate_csv_rows(logger.csv_dir, state["csv_rows"])  # exactly what came after the checkpoint
         log.info("resumed from %s at %d env steps, %d updates, %d replay episodes (%d rows); %d metric rows "
                  "logged after the checkpoint dropped", ckpt_path, steps, updates, state["replay_episodes"], rows,
                  dropped)
@@ -224,7 +214,7 @@ def train_loop(
             f"to continue it, or use another out_dir"
         )
     else:  # a fresh start (or a run killed before its first checkpoint): no metric row of before stays
-        truncate_csvs(logger.csv_dir, -1)
+        truncate_csv_rows(logger.csv_dir, {})
 
     train_env = with_agent_transforms(make_train_env(), agent)
     eval_env = with_agent_transforms(make_eval_env(), agent)
@@ -263,7 +253,8 @@ def train_loop(
             "env_rng": {"train": reset_rng.before_last_reset if reset_rng is not None else None,
                         "eval": env_rng_state(eval_env)},
         }
-        check_free_space(ckpt_path, 2 * _tensor_bytes(ckpt) + 64 * 2**20)
+        check_free_space(ckpt_path, 2 * _tensor_bytes(ckpt) + 64 * 2**20, what="the next checkpoint",
+                         hint="the last good checkpoint is kept -- free some space and resume with resume=true")
         save_checkpoint(ckpt_path, ckpt)
 
     def evaluate() -> dict[str, float]:

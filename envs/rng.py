@@ -16,7 +16,24 @@ import numpy as np
 import torch
 from torchrl.envs import EnvBase, Transform
 
-__all__ = ["ResetRNGRecorder", "env_rng_state", "set_env_rng_state"]
+__all__ = ["ResetRNGRecorder", "env_rng_state", "mt19937_from_dict", "mt19937_to_dict", "set_env_rng_state"]
+
+
+def mt19937_to_dict(state: tuple) -> dict[str, Any]:
+    """A ``numpy.random.RandomState.get_state()`` tuple as plain tensors / numbers (``weights_only``-loadable)."""
+    kind, keys, pos, has_gauss, cached = state
+    return {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def mt19937_from_dict(state: dict[str, Any]) -> tuple:
+    """The ``set_state`` tuple of :func:`mt19937_to_dict`'s dict.
+
+    Raises:
+        KeyError, AttributeError: ``state`` is not such a dict.
+    """
+    return (state.get("kind", "MT19937"), state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+            state["cached_gaussian"])
 
 
 def _dmc_task(env: EnvBase):
@@ -38,14 +55,12 @@ def env_rng_state(env: EnvBase) -> dict[str, Any] | None:
     """The random state an env's next reset draws from (DeepMind Control single envs), else ``None``.
 
     Returns:
-        ``{"suite": "dmc", "keys": int64 [624], "pos", "has_gauss", "cached_gaussian"}`` or ``None``.
+        ``{"suite": "dmc", "kind", "keys": int64 [624], "pos", "has_gauss", "cached_gaussian"}`` or ``None``.
     """
     task = _dmc_task(env)
     if task is None:
         return None
-    _, keys, pos, has_gauss, cached = task.random.get_state()
-    return {"suite": "dmc", "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    return {"suite": "dmc", **mt19937_to_dict(task.random.get_state())}
 
 
 def set_env_rng_state(env: EnvBase, state: dict[str, Any] | None) -> bool:
@@ -59,8 +74,7 @@ def set_env_rng_state(env: EnvBase, state: dict[str, Any] | None) -> bool:
     if state is None or task is None:
         return False
     try:
-        task.random.set_state(("MT19937", state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
-                               state["cached_gaussian"]))
+        task.random.set_state(mt19937_from_dict(state))
     except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise ValueError(f"not an env RNG state written by env_rng_state ({type(err).__name__}: {err})") from err
     return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import errno
 import math
 import shutil
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from .disk import check_free_space
 from .manifest import (
     DEFAULT_RENDER_QUALITY,
     MANIFEST_NAME,
@@ -445,13 +445,8 @@ class OfflineDataset:
         """Raise ``OSError(ENOSPC)`` before writing ``rows`` to a disk that cannot hold them (a memmap write
         to a full disk would kill the process with SIGBUS instead)."""
         need = sum(v.numel() * v.element_size() for v in rows.values(True, True)) + margin
-        free = shutil.disk_usage(self.path).free
-        if free < need:
-            raise OSError(
-                errno.ENOSPC,
-                f"{self.path}: {free / 2**20:.0f} MiB free, an episode needs {need / 2**20:.0f} MiB (with margin); "
-                f"the dataset is unchanged -- free some space and run again",
-            )
+        check_free_space(self.path, need, what="an episode (with margin)",
+                         hint="the dataset is unchanged -- free some space and run again")
 
     def append_episode(self, rows: TensorDictBase) -> TensorDict:
         """Validate one episode and add it atomically.
