@@ -13,6 +13,8 @@ median) with a 95 % percentile interval from a stratified bootstrap. Their ``rli
   ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles of the ``reps`` values
   (rliable's ``StratifiedBootstrap`` with its default percentile method). With one stratum it is the
   ordinary bootstrap over seeds. A seeded generator makes reports reproducible.
+* ``bootstrap_ratio_ci``: the interval of ``mean(a) / mean(b)`` for two independent groups of runs (an
+  agent's seeds and a baseline's), each resampled with replacement to its own size.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["iqm", "stratified_bootstrap_ci"]
+__all__ = ["iqm", "stratified_bootstrap_ci", "bootstrap_ratio_ci"]
 
 
 def iqm(scores: np.ndarray | Sequence[float], axis: int | None = None) -> np.ndarray | float:
@@ -86,4 +88,51 @@ def stratified_bootstrap_ci(
     values = np.asarray(statistic(samples, axis=-1), dtype=np.float64)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_ratio_ci(
+    numerator: np.ndarray | Sequence[float],
+    denominator: np.ndarray | Sequence[float],
+    *,
+    confidence: float = 0.95,
+    reps: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``mean(numerator) / mean(denominator)`` over independent resamples of both.
+
+    Resamples whose denominator mean is 0 give an infinite ratio; they stay in the percentiles (an interval
+    reaching ``inf`` says the baseline's score can be 0); resamples of ``0 / 0`` are dropped, and ``(nan, nan)``
+    is returned when every one is.
+
+    Args:
+        numerator / denominator: the two groups' scores (e.g. each seed's AUC), resampled independently.
+        confidence, reps, seed: as :func:`stratified_bootstrap_ci`.
+
+    Returns:
+        ``(low, high)``.
+
+    Raises:
+        ValueError: an empty group, ``confidence`` outside ``(0, 1)`` or ``reps < 1``.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"bootstrap_ratio_ci: confidence must be in (0, 1), got {confidence}")
+    if reps < 1:
+        raise ValueError(f"bootstrap_ratio_ci: reps must be >= 1, got {reps}")
+    a = np.asarray(numerator, dtype=np.float64).reshape(-1)
+    b = np.asarray(denominator, dtype=np.float64).reshape(-1)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("bootstrap_ratio_ci: both groups need at least one score")
+    rng = np.random.default_rng(seed)
+    num = a[rng.integers(0, a.size, size=(reps, a.size))].mean(-1)
+    den = b[rng.integers(0, b.size, size=(reps, b.size))].mean(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = num / den
+    ratios = ratios[~np.isnan(ratios)]
+    if ratios.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - confidence) / 2.0
+    # linear interpolation between two infinite ratios is NaN: take the nearest order statistic then
+    method = "nearest" if np.isinf(ratios).any() else "linear"
+    low, high = np.quantile(ratios, [tail, 1.0 - tail], method=method)
     return float(low), float(high)

@@ -9,7 +9,11 @@ Writes next to the runs: ``report.md`` (a table: final mean ± std over seeds be
 its 95% stratified-bootstrap interval, number of seeds, env frames; with several envs a second table
 pools each agent's runs over envs, the bootstrap stratified by env), ``report.json`` and ``report.png``
 (per env: the mean curve of every agent with a ± std band, and below it the final IQM with its interval
-beside the mean ± std). IQM and intervals: :mod:`vid2act.agents.interval_estimates` (rliable's method in
+beside the mean ± std). For another metric than ``eval/return`` the files are ``report_<metric>.*``
+(``report_eval_success.md``). Where an env has ``baseline=`` (DreamerV2) runs, ``report.md`` adds each other
+agent's area under the curve and its ratio to the baseline's with a 95% bootstrap interval, and which source
+the Vid2Act runs weight and act with (``report_weights.png``: the weights over time);
+:mod:`vid2act.agents.transfer_report`. IQM and intervals: :mod:`vid2act.agents.interval_estimates` (rliable's method in
 numpy). With 3 seeds the IQM is the mean (nothing is trimmed) and the interval is wide: more seeds narrow it.
 """
 
@@ -30,7 +34,7 @@ from vid2act.agents.plots import read_scalar
 from vid2act.agents.report_figure import plot_report
 
 __all__ = ["RunRecord", "Group", "Summary", "find_runs", "aggregate", "summarize_over_envs", "format_table",
-           "plot_report"]
+           "plot_report", "report_stem", "run_report"]
 #: Bootstrap repetitions of the 95% intervals (seeded: a report is reproducible).
 BOOTSTRAP_REPS = 2000
 
@@ -198,6 +202,11 @@ def summarize_over_envs(groups: list[Group]) -> list[Summary]:
     return out
 
 
+def _finite(x: float) -> float | None:
+    """JSON has no NaN / Infinity: ``None`` for them."""
+    return float(x) if np.isfinite(x) else None
+
+
 def _num(x: float) -> str:
     """Three significant digits, without exponents for returns (``265``, ``1000``, ``0.667``)."""
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
@@ -228,21 +237,60 @@ def format_table(groups: list[Group], metric: str, summaries: list[Summary] | No
     return "\n".join(lines)
 
 
-def run_report(runs: str | pathlib.Path, metric: str = "eval/return") -> dict[str, Any]:
-    """Find, aggregate and write ``report.{md,json,png}`` into ``runs``; returns the JSON content."""
+def report_stem(metric: str) -> str:
+    """File stem of a metric's report: ``report`` for ``eval/return``, else ``report_<metric>`` (``/`` -> ``_``)."""
+    return "report" if metric == "eval/return" else "report_" + metric.replace("/", "_")
+
+
+def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: str = "dreamerv2") -> dict[str, Any]:
+    """Find, aggregate and write ``<stem>.{md,json,png}`` into ``runs`` (:func:`report_stem`); returns the JSON.
+
+    Where an env has ``baseline`` runs, the report adds every other agent's area under the curve against the
+    baseline's (ratio with a 95% bootstrap interval) and, for runs that logged similarity weights, which
+    source each target picks (table, and ``report_weights.png`` over time); see
+    :mod:`vid2act.agents.transfer_report`.
+    """
+    from vid2act.agents.transfer_report import (compare_auc, format_auc_table, format_source_table,
+                                                plot_weights_over_time, source_choices)
+
     root = pathlib.Path(runs)
-    groups = aggregate(find_runs(root, metric))
+    stem = report_stem(metric)
+    records = find_runs(root, metric)
+    groups = aggregate(records)
     summaries = summarize_over_envs(groups) if len({g.env for g in groups}) > 1 else []
     table = format_table(groups, metric, summaries)
-    (root / "report.md").write_text(f"# {metric} over seeds\n\n{table}\n")
+    comparisons, choices = compare_auc(records, baseline, reps=BOOTSTRAP_REPS), source_choices(records)
+    sections = [f"# {metric} over seeds\n\n{table}\n"]
+    if comparisons:
+        table += f"\n\nArea under the {metric} curve against {baseline} (mean over the shared evaluations):\n\n" + \
+            format_auc_table(comparisons, metric)
+        sections.append(f"## Area under the curve against {baseline}\n\nAUC: the trapezoid area under each run's "
+                        f"{metric} curve over the env frames every compared run reached, divided by that span (the "
+                        "mean over training). Ratio: of the seed means, with a 95% bootstrap interval (seeds of "
+                        f"each agent resampled independently).\n\n{format_auc_table(comparisons, metric)}\n")
+    if choices:
+        sections.append("## Source choice\n\nFinal weight: each source's similarity weight (batch mean) averaged "
+                        "over the last 20% of the logged env frames, then over seeds. Acting share: the share of "
+                        "env steps that acted with the source. Top: seeds whose highest weight / most acting steps "
+                        f"is this source.\n\n{format_source_table(choices)}\n")
+    (root / f"{stem}.md").write_text("\n".join(sections))
     content = {"metric": metric, "groups": [
         {"env": g.env, "agent": g.agent, "seeds": g.seeds, "frames": g.frames.tolist(), "mean": g.mean.tolist(),
          "std": g.std.tolist(), "final": g.final.tolist(), "iqm": None if np.isnan(g.iqm) else g.iqm,
          "iqm_ci95": None if np.isnan(g.iqm) else list(g.iqm_ci)} for g in groups],
         "all_envs": [{"agent": s.agent, "envs": s.envs, "runs": s.runs, "mean": s.mean, "std": s.std, "iqm": s.iqm,
-                      "iqm_ci95": list(s.iqm_ci)} for s in summaries]}
-    (root / "report.json").write_text(json.dumps(content, indent=1))
-    plot_report(groups, metric, root / "report.png", summaries=summaries, title=f"{root.name}: {metric}")
+                      "iqm_ci95": list(s.iqm_ci)} for s in summaries],
+        "auc": [{"env": c.env, "agent": c.agent, "baseline": c.baseline, "frames": c.frames.tolist(),
+                 "agent_seeds": c.agent_seeds, "agent_auc": c.agent_auc.tolist(), "baseline_seeds": c.baseline_seeds,
+                 "baseline_auc": c.baseline_auc.tolist(), "ratio": _finite(c.ratio),
+                 "ratio_ci95": [_finite(x) for x in c.ratio_ci]} for c in comparisons],
+        "source_choice": [{"env": c.env, "agent": c.agent, "seeds": c.seeds, "sources": c.sources,
+                           "final_weight": c.final_weight.tolist(), "acting_share": c.acting_share.tolist(),
+                           "top_weight": c.top_weight, "top_acting": c.top_acting, "agree": c.agree}
+                          for c in choices]}
+    (root / f"{stem}.json").write_text(json.dumps(content, indent=1))
+    plot_report(groups, metric, root / f"{stem}.png", summaries=summaries, title=f"{root.name}: {metric}")
+    plot_weights_over_time(records, root / "report_weights.png", title=f"{root.name}: similarity weights")
     return {"table": table, **content}
 
 
@@ -250,9 +298,10 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return") -> dict[st
 @cli_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; see the module docstring."""
-    result = run_report(cfg.runs, cfg.metric)
+    result = run_report(cfg.runs, cfg.metric, cfg.baseline)
     print(result["table"])
-    print(f"report.md, report.json and report.png written to {cfg.runs}")
+    stem = report_stem(cfg.metric)
+    print(f"{stem}.md, {stem}.json and {stem}.png written to {cfg.runs}")
 
 
 if __name__ == "__main__":

@@ -366,11 +366,14 @@ class ReportConfig:
 
     Attributes:
         runs: folder of finished ``train`` runs (e.g. a multirun sweep dir); required.
-        metric: scalar to aggregate (``eval/return``, ``eval/success``, ...).
+        metric: scalar to aggregate (``eval/return``, ``eval/success``, ...); files ``report.*`` for
+            ``eval/return``, else ``report_<metric>.*``.
+        baseline: agent variant the others' area under the curve is compared with, per env.
     """
 
     runs: str = MISSING
     metric: str = "eval/return"
+    baseline: str = "dreamerv2"
 
 
 @dataclass

@@ -116,3 +116,24 @@ def test_crash_torture_kills_resumes_and_finds_a_consistent_state(tmp_path, stag
     else:
         assert result["checkpoint_covers_replay_on_disk"] and result["metric_rows_unique"] and result["no_stale_files"]
         assert result["weights_equal_reference"]
+
+
+def test_archive_run_copies_results_and_leaves_out_checkpoints_and_replay(tmp_path):
+    import torch
+
+    run, dest = tmp_path / "run", tmp_path / "results" / "seed0"
+    for rel in ("config.yaml", ".hydra/hydra.yaml", "metrics/scalars/eval/return.csv", "learning_curve.png",
+                "eval_00001000.json", "replay/episode_0/pixels.memmap", "metrics/videos/eval/x.gif"):
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text("x")
+    torch.save({"finished": False}, run / "checkpoint.pt")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "archive_run.py"), str(run), str(dest)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "has not finished" in proc.stderr and not dest.exists()
+    torch.save({"finished": True}, run / "checkpoint.pt")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files"] == 5 and json.loads(proc.stdout)["finished"] is True
+    kept = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+    assert kept == {"config.yaml", ".hydra/hydra.yaml", "metrics/scalars/eval/return.csv", "learning_curve.png",
+                    "eval_00001000.json"}

@@ -753,7 +753,9 @@ class TeacherBank(TensorDictModuleBase):
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"TeacherBank.from_checkpoint: no checkpoint file at {path}.")
+            raise FileNotFoundError(f"TeacherBank.from_checkpoint: no checkpoint file at {path}; pretrain the teachers "
+                                    "first (python -m vid2act.agents.pretrain ..., it writes <out_dir>/teachers.pt) "
+                                    "or pass the path of an existing teachers.pt")
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # torch raises several types for truncated / foreign files

@@ -69,3 +69,20 @@ def test_cpu_walker_experiment_composes_with_the_cpu_preset():
     assert cfg.model.preset == "cpu" and cfg.env.name == "dmc/walker-stand" and cfg.env.render_quality == "fast"
     assert cfg.agent.free_nats == 0.4 and cfg.agent.actor_dist == "tanh_normal" and cfg.logger.wandb is False
     assert (cfg.env_steps, cfg.batch_size, cfg.seq_len, cfg.torch_threads) == (50_000, 16, 32, 1)
+
+
+def test_cpu_transfer_experiments_compose_with_their_sweep():
+    with initialize_config_module(config_module="vid2act.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=metaworld_cpu"], return_hydra_config=True)
+        teacher = compose(config_name="pretrain", overrides=["experiment=metaworld_cpu_teacher"])
+        baseline = compose(config_name="train", overrides=["experiment=metaworld_cpu", "agent=dreamerv2"])
+    assert cfg.model.preset == teacher.model.preset == "cpu" and cfg.agent.name == "vid2act"
+    assert cfg.teacher.startswith(teacher.out_dir) and cfg.eval_episodes == 10 and cfg.torch_threads == 1
+    assert teacher.sources == ["door-close", "faucet-open", "handle-press", "plate-slide", "reach-wall", "window-close"]
+    # the baseline keeps every shared learner setting of the experiment
+    assert baseline.agent.name == "dreamerv2" and baseline.agent.free_nats == cfg.agent.free_nats == 0.4
+    assert (baseline.env_steps, baseline.batch_size, baseline.seq_len) == (cfg.env_steps, cfg.batch_size, cfg.seq_len)
+    sweep = cfg.hydra.sweeper.params
+    assert set(sweep.agent.split(",")) == {"vid2act", "dreamerv2"} and sweep.seed == "0,1,2"
+    for env in sweep.env.split(","):  # every target exists and is not a source
+        assert _compose("train", [f"env={env}"]).env.name.split("/")[1] not in teacher.sources

@@ -53,3 +53,26 @@ def test_bad_inputs_raise():
         stratified_bootstrap_ci([[1.0]], confidence=1.0)
     with pytest.raises(ValueError, match="reps"):
         stratified_bootstrap_ci([[1.0]], reps=0)
+
+
+def test_ratio_interval_by_hand_and_its_edge_cases():
+    from vid2act.agents.interval_estimates import bootstrap_ratio_ci
+
+    # one score per group: every resample is that score, the interval is the ratio itself
+    assert bootstrap_ratio_ci([6.0], [3.0]) == pytest.approx((2.0, 2.0))
+    # numerator {1, 3} -> resampled means 1, 2, 3; denominator fixed at 1: the 95% interval spans [1, 3]
+    low, high = bootstrap_ratio_ci([1.0, 3.0], [1.0], reps=4000)
+    assert low == pytest.approx(1.0) and high == pytest.approx(3.0)
+    # a clearly better group: the interval excludes 1; swapping the groups inverts it
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(200.0, 10.0, 5), rng.normal(100.0, 10.0, 5)
+    low, high = bootstrap_ratio_ci(a, b)
+    assert 1.0 < low < a.mean() / b.mean() < high
+    inv = bootstrap_ratio_ci(b, a)
+    assert inv[1] < 1.0
+    # a baseline of 0 in some resamples: the upper end is infinite, not NaN
+    assert bootstrap_ratio_ci([1.0, 1.0], [0.0, 1.0])[1] == np.inf
+    assert bootstrap_ratio_ci([1.0], [0.0]) == (np.inf, np.inf)
+    assert all(np.isnan(bootstrap_ratio_ci([0.0], [0.0])))  # 0 / 0 only
+    with pytest.raises(ValueError, match="at least one score"):
+        bootstrap_ratio_ci([], [1.0])
