@@ -34,7 +34,7 @@ from vid2act.agents.plots import read_scalar
 from vid2act.agents.report_figure import plot_report
 
 __all__ = ["RunRecord", "Group", "Summary", "find_runs", "aggregate", "summarize_over_envs", "format_table",
-           "plot_report", "report_stem", "run_report"]
+           "plot_report", "report_stem", "run_report", "by_group", "on_shared_frames"]
 #: Bootstrap repetitions of the 95% intervals (seeded: a report is reproducible).
 BOOTSTRAP_REPS = 2000
 
@@ -163,18 +163,30 @@ class Summary:
     iqm_ci: tuple[float, float]
 
 
-def aggregate(records: list[RunRecord]) -> list[Group]:
-    """Group runs by (env, agent) and average over seeds on the shared evaluation frames."""
+def by_group(records: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    """Runs keyed by ``(env, agent)`` in sorted key order, each group's runs in seed order."""
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for r in records:
         groups.setdefault((r.env, r.agent), []).append(r)
+    return {key: sorted(runs, key=lambda r: r.seed) for key, runs in sorted(groups.items())}
+
+
+def on_shared_frames(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Curves ``(frames [K_i], values [K_i])`` on the frames all of them logged: ``(frames [K], values [S, K])``.
+
+    Where a curve logged a frame twice, its last value counts.
+    """
+    frames = curves[0][0]
+    for x, _ in curves[1:]:
+        frames = np.intersect1d(frames, x)
+    return frames, np.stack([np.array([y[x == f][-1] for f in frames]) for x, y in curves])
+
+
+def aggregate(records: list[RunRecord]) -> list[Group]:
+    """Group runs by (env, agent) and average over seeds on the shared evaluation frames."""
     out = []
-    for (env, agent), runs in sorted(groups.items()):
-        frames = runs[0].frames
-        for r in runs[1:]:
-            frames = np.intersect1d(frames, r.frames)
-        runs = sorted(runs, key=lambda r: r.seed)
-        curves = np.stack([np.array([r.values[r.frames == f][-1] for f in frames]) for r in runs])
+    for (env, agent), runs in by_group(records).items():
+        frames, curves = on_shared_frames([(r.frames, r.values) for r in runs])
         group = Group(env, agent, [r.seed for r in runs], frames, curves.mean(0), curves.std(0))
         if len(frames):
             group.final = curves[:, -1]
@@ -208,7 +220,9 @@ def _finite(x: float) -> float | None:
 
 
 def _num(x: float) -> str:
-    """Three significant digits, without exponents for returns (``265``, ``1000``, ``0.667``)."""
+    """Three significant digits, without exponents for returns (``265``, ``1000``, ``0.667``; ``n/a``: NaN, inf)."""
+    if not np.isfinite(x):
+        return "n/a"
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
@@ -290,7 +304,7 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
                           for c in choices]}
     (root / f"{stem}.json").write_text(json.dumps(content, indent=1))
     plot_report(groups, metric, root / f"{stem}.png", summaries=summaries, title=f"{root.name}: {metric}")
-    plot_weights_over_time(records, root / "report_weights.png", title=f"{root.name}: similarity weights")
+    plot_weights_over_time(records, choices, root / "report_weights.png", title=f"{root.name}: similarity weights")
     return {"table": table, **content}
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from vid2act.agents.interval_estimates import bootstrap_ratio_ci
 from vid2act.agents.plots import plot_series, read_scalar
+from vid2act.agents.report import _num, by_group, on_shared_frames
 
 if TYPE_CHECKING:
     from vid2act.agents.report import RunRecord
@@ -77,31 +78,31 @@ class AucComparison:
 
 
 def compare_auc(records: list[RunRecord], baseline: str = "dreamerv2", reps: int = 2000) -> list[AucComparison]:
-    """Every agent's AUC ratio against ``baseline`` on each env where both have runs with a shared evaluation."""
-    by_group: dict[tuple[str, str], list[RunRecord]] = {}
-    for r in records:
-        by_group.setdefault((r.env, r.agent), []).append(r)
+    """Every agent's AUC ratio against ``baseline`` on each env where both have runs with a shared evaluation.
+
+    Args:
+        records: runs of :func:`vid2act.agents.report.find_runs` (one metric, e.g. ``eval/return``).
+        baseline: the agent variant in the denominator (DreamerV2 from scratch).
+        reps: bootstrap repetitions of the ratio's interval.
+
+    Returns:
+        One :class:`AucComparison` per (env, agent other than ``baseline``); envs without baseline runs, or
+        without an evaluation frame common to all compared runs, are left out.
+    """
+    groups = by_group(records)
     out = []
-    for (env, agent), runs in sorted(by_group.items()):
-        base = by_group.get((env, baseline))
+    for (env, agent), runs in groups.items():
+        base = groups.get((env, baseline))
         if agent == baseline or not base:
             continue
-        frames = runs[0].frames
-        for r in runs[1:] + base:
-            frames = np.intersect1d(frames, r.frames)
+        frames, curves = on_shared_frames([(r.frames, r.values) for r in runs + base])
         if not len(frames):
             continue
-
-        def aucs(group: list[RunRecord]) -> tuple[list[int], np.ndarray]:
-            group = sorted(group, key=lambda r: r.seed)
-            return [r.seed for r in group], np.array(
-                [area_under_curve(frames, [r.values[r.frames == f][-1] for f in frames]) for r in group])
-
-        (a_seeds, a), (b_seeds, b) = aucs(runs), aucs(base)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = float(a.mean() / b.mean()) if b.mean() != 0 else float("nan")
-        out.append(AucComparison(env, agent, baseline, frames, a_seeds, a, b_seeds, b, ratio,
-                                 bootstrap_ratio_ci(a, b, reps=reps)))
+        aucs = np.array([area_under_curve(frames, c) for c in curves])
+        a, b = aucs[:len(runs)], aucs[len(runs):]
+        ratio = float(a.mean() / b.mean()) if b.mean() != 0 else float("nan")
+        out.append(AucComparison(env, agent, baseline, frames, [r.seed for r in runs], a, [r.seed for r in base], b,
+                                 ratio, bootstrap_ratio_ci(a, b, reps=reps)))
     return out
 
 
@@ -143,13 +144,8 @@ def _final_weights(csv_dir: pathlib.Path, sources: list[str]) -> np.ndarray:
 
 def source_choices(records: list[RunRecord]) -> list[SourceChoice]:
     """Per (env, agent) whose runs logged similarity weights: their final weights and acting shares."""
-    by_group: dict[tuple[str, str], list[RunRecord]] = {}
-    for r in records:
-        if _sources(r.path):
-            by_group.setdefault((r.env, r.agent), []).append(r)
     out = []
-    for (env, agent), runs in sorted(by_group.items()):
-        runs = sorted(runs, key=lambda r: r.seed)
+    for (env, agent), runs in by_group([r for r in records if _sources(r.path)]).items():
         sources = _sources(runs[0].path)
         weights, shares = [], []
         choice = SourceChoice(env, agent, [r.seed for r in runs], sources, np.zeros(0), np.zeros(0))
@@ -167,10 +163,6 @@ def source_choices(records: list[RunRecord]) -> list[SourceChoice]:
         choice.agree = sum(a == b for a, b in zip(choice.top_weight, choice.top_acting))
         out.append(choice)
     return out
-
-
-def _num(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else (f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}")
 
 
 def format_auc_table(comparisons: list[AucComparison], metric: str) -> str:
@@ -199,15 +191,21 @@ def format_source_table(choices: list[SourceChoice]) -> str:
     return "\n".join(lines)
 
 
-def plot_weights_over_time(records: list[RunRecord], out_png: str | pathlib.Path, *, title: str) -> pathlib.Path | None:
-    """One panel per (env, agent) with weights: each source's weight, mean over seeds with a ± std band.
+def plot_weights_over_time(records: list[RunRecord], choices: list[SourceChoice], out_png: str | pathlib.Path, *,
+                           title: str) -> pathlib.Path | None:
+    """One panel per (env, agent) of ``choices``: each source's weight against env frames, mean ± std over seeds.
+
+    Args:
+        records: the runs :func:`source_choices` read.
+        choices: :func:`source_choices` of ``records``.
+        out_png: where to write the figure.
+        title: figure title.
 
     Returns:
         The PNG path, or ``None`` when no run logged similarity weights.
     """
     from vid2act.agents.plots import legend_below, save_figure, set_suptitle, style_axes
 
-    choices = source_choices(records)
     if not choices:
         return None
     import matplotlib
@@ -215,21 +213,15 @@ def plot_weights_over_time(records: list[RunRecord], out_png: str | pathlib.Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_group = {(r.env, r.agent): [] for r in records}
-    for r in records:
-        by_group[(r.env, r.agent)].append(r)
+    groups = by_group(records)
     fig, axes = plt.subplots(1, len(choices), figsize=(5.2 * len(choices), 3.9), layout="constrained", squeeze=False)
     every_source = sorted({t for c in choices for t in c.sources})
     for ax, c in zip(axes[0], choices):
         for task in c.sources:
-            series = [read_scalar(r.path / "metrics" / "scalars", f"{_WEIGHT_PREFIX}/{task}")
-                      for r in by_group[(c.env, c.agent)]]
-            frames = series[0][0]
-            for x, _ in series[1:]:
-                frames = np.intersect1d(frames, x)
+            frames, ys = on_shared_frames([read_scalar(r.path / "metrics" / "scalars", f"{_WEIGHT_PREFIX}/{task}")
+                                           for r in groups[(c.env, c.agent)]])
             if not len(frames):
                 continue
-            ys = np.stack([np.array([y[x == f][-1] for f in frames]) for x, y in series])
             color = f"C{every_source.index(task)}"
             plot_series(ax, frames, ys.mean(0), color=color, label=task)
             ax.fill_between(frames, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), color=color, alpha=0.15, lw=0)
