@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "collect", "evaluate", "import_npz", "main", "pretrain", "quickstart", "report", "train"]
+__all__ = ["COMMANDS", "collect", "diagnose", "evaluate", "import_npz", "main", "pretrain", "quickstart", "report", "train"]
 
 #: ``name -> (module, one-line description)``; the console script of ``name`` is ``vid2act-<name>``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("vid2act.agents.pretrain", "pretrain the reward-free teacher world models on source datasets"),
     "train": ("vid2act.agents.train", "train DreamerV2, Vid2Act or a baseline online from pixels"),
     "evaluate": ("vid2act.agents.evaluate", "re-evaluate a training run's checkpoint (JSON + GIF)"),
+    "diagnose": ("vid2act.agents.diagnose", "a Vid2Act run's teachers on its target frames, guidance effect, loss terms"),
     "report": ("vid2act.agents.report", "aggregate a sweep's runs: mean +- std over seeds, table and plot"),
     "quickstart": ("vid2act.agents.quickstart", "the main job: collect, pretrain, Vid2Act vs. DreamerV2 on Meta-World"),
     "import": ("vid2act.agents.import_npz", "import DreamerV2 / V-D4RL npz episode folders as offline datasets"),
@@ -54,6 +55,11 @@ def evaluate() -> None:
     _hydra("evaluate")
 
 
+def diagnose() -> None:
+    """``vid2act-diagnose``: see :mod:`vid2act.agents.diagnose`."""
+    _hydra("diagnose")
+
+
 def report() -> None:
     """``vid2act-report``: see :mod:`vid2act.agents.report`."""
     _hydra("report")
@@ -76,6 +82,7 @@ _ENTRY = {
     "pretrain": pretrain,
     "train": train,
     "evaluate": evaluate,
+    "diagnose": diagnose,
     "report": report,
     "quickstart": quickstart,
     "import": import_npz,

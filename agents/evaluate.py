@@ -24,7 +24,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from vid2act.agents.errors import cli_errors
 
-__all__ = ["evaluate_policy", "evaluate_run", "upgrade_run_config"]
+__all__ = ["evaluate_policy", "evaluate_run", "restore_run", "upgrade_run_config"]
 
 
 def upgrade_run_config(cfg):
@@ -106,6 +106,59 @@ def _write_gif(pixels: torch.Tensor, path: pathlib.Path, fps: int = 25, *, rewar
     write_gif(path, annotate_frames(pixels, rewards, successes=successes, scale=scale), fps=fps)
 
 
+def restore_run(run_dir: str | os.PathLike, *, env_seed: int | None = None, device: str = "cpu"):
+    """Rebuild a finished ``train`` run's agent and env and load its ``checkpoint.pt``.
+
+    Args:
+        run_dir: run folder holding ``config.yaml`` and ``checkpoint.pt`` (written by ``train``).
+        env_seed: seed of the env (``None``: the run's own evaluation seed, ``seed + 10,000``).
+        device: learner device for the restored agent (checked: ``"auto"`` resolves to CUDA if present).
+
+    Returns:
+        ``(cfg, env, agent, state)``: the upgraded run config, an unbatched env at the run's options
+        (close it), the agent with the checkpoint's weights, and the checkpoint dict (``env_steps``,
+        ``updates``, ...). The agent is built as in training, so a Vid2Act run's teacher and source
+        data must still be where the run found them.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``config.yaml`` (runs trained before it was written: rerun
+            ``train`` with ``resume=true`` and the same overrides, which writes it).
+        CheckpointError: ``checkpoint.pt`` is missing, or was written for another env / model / agent
+            than ``config.yaml`` describes (checked before any weights are loaded).
+        ValueError: a ``device`` this machine does not have, or the run's ``env.render_quality``
+            differs from its teachers' or source datasets' (see :func:`~vid2act.agents.train.build_agent`).
+    """
+    from omegaconf import OmegaConf
+
+    from vid2act.agents.checkpoint import CheckpointError, load_checkpoint
+    from vid2act.agents.preflight import check_device
+    from vid2act.agents.train import build_agent, env_options, run_meta
+    from vid2act.envs import make_env
+
+    device = check_device(device)
+    run_dir = pathlib.Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{config_path} not found: this needs the run's resolved config, written by "
+            f"'python -m vid2act.agents.train' (a run trained before it existed gets one when resumed)"
+        )
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise CheckpointError(f"checkpoint not found: {run_dir / 'checkpoint.pt'}")
+    cfg = upgrade_run_config(OmegaConf.load(config_path))
+    env = make_env(cfg.env.name, seed=cfg.seed + 10_000 if env_seed is None else env_seed, device="cpu",
+                   **env_options(cfg))
+    try:
+        action_dim = env.action_spec.shape[-1]
+        agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
+        state = load_checkpoint(run_dir / "checkpoint.pt", expect=run_meta(cfg, action_dim), map_location=device)
+        agent.load_state_dict(state["agent"])
+    except BaseException:
+        env.close()
+        raise
+    return cfg, env, agent, state
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     *,
@@ -129,44 +182,20 @@ def evaluate_run(
         lengths in env steps, per episode); the same dict is written to ``run_dir/eval_<env frames>.json``.
 
     Raises:
-        FileNotFoundError: ``run_dir`` has no ``config.yaml`` (runs trained before it was written: rerun
-            ``train`` with ``resume=true`` and the same overrides, which writes it).
-        CheckpointError: ``checkpoint.pt`` is missing, or was written for another env / model / agent
-            than ``config.yaml`` describes (checked before any weights are loaded).
-        ValueError: ``episodes <= 0``, a ``device`` this machine does not have, or the run's
-            ``env.render_quality`` differs from its teachers' or source datasets' (see
-            :func:`~vid2act.agents.train.build_agent`).
+        ValueError: ``episodes <= 0``; and what :func:`restore_run` raises (missing ``config.yaml`` or
+            checkpoint, a checkpoint of another run, a device this machine lacks).
     """
     import json
 
-    from omegaconf import OmegaConf
-
-    from vid2act.agents.checkpoint import CheckpointError, atomic_write, load_checkpoint
-    from vid2act.agents.preflight import check_device
-    from vid2act.agents.train import build_agent, env_options, run_meta
+    from vid2act.agents.checkpoint import atomic_write
     from vid2act.agents.trainer import with_agent_transforms
-    from vid2act.envs import make_env
 
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got episodes={episodes}: pass episodes>=1")
-    device = check_device(device)
     run_dir = pathlib.Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(
-            f"{config_path} not found: evaluate needs the run's resolved config, written by "
-            f"'python -m vid2act.agents.train' (a run trained before it existed gets one when resumed)"
-        )
-    if not (run_dir / "checkpoint.pt").is_file():
-        raise CheckpointError(f"checkpoint not found: {run_dir / 'checkpoint.pt'}")
-    cfg = upgrade_run_config(OmegaConf.load(config_path))
+    cfg, env, agent, state = restore_run(run_dir, env_seed=seed, device=device)
     eval_seed = cfg.seed + 10_000 if seed is None else seed
-    env = make_env(cfg.env.name, seed=eval_seed, device="cpu", **env_options(cfg))
     try:
-        action_dim = env.action_spec.shape[-1]
-        agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
-        state = load_checkpoint(run_dir / "checkpoint.pt", expect=run_meta(cfg, action_dim), map_location=device)
-        agent.load_state_dict(state["agent"])
         frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
         env = with_agent_transforms(env, agent)
         policy = agent.policy(explore=False)

@@ -264,8 +264,9 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
     source each target picks (table, and ``report_weights.png`` over time); see
     :mod:`vid2act.agents.transfer_report`.
     """
-    from vid2act.agents.transfer_report import (compare_auc, format_auc_table, format_source_table,
-                                                plot_weights_over_time, source_choices)
+    from vid2act.agents.transfer_report import (compare_auc, format_auc_table, format_loss_table,
+                                                format_source_table, model_loss_terms, plot_weights_over_time,
+                                                source_choices)
 
     root = pathlib.Path(runs)
     stem = report_stem(metric)
@@ -287,6 +288,11 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
                         "over the last 20% of the logged env frames, then over seeds. Acting share: the share of "
                         "env steps that acted with the source. Top: seeds whose highest weight / most acting steps "
                         f"is this source.\n\n{format_source_table(choices)}\n")
+    losses = model_loss_terms(records) if choices else []
+    if losses:
+        sections.append("## Model-loss terms\n\nEach world-model loss term as optimised (scales and alpha applied), "
+                        "averaged over the last 20% of the logged env frames, then over seeds; distill share: "
+                        f"loss_distill over their sum.\n\n{format_loss_table(losses)}\n")
     (root / f"{stem}.md").write_text("\n".join(sections))
     content = {"metric": metric, "groups": [
         {"env": g.env, "agent": g.agent, "seeds": g.seeds, "frames": g.frames.tolist(), "mean": g.mean.tolist(),
@@ -301,7 +307,8 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
         "source_choice": [{"env": c.env, "agent": c.agent, "seeds": c.seeds, "sources": c.sources,
                            "final_weight": c.final_weight.tolist(), "acting_share": c.acting_share.tolist(),
                            "top_weight": c.top_weight, "top_acting": c.top_acting, "agree": c.agree}
-                          for c in choices]}
+                          for c in choices],
+        "model_loss_terms": [{"env": g.env, "agent": g.agent, "seeds": g.seeds, **g.terms} for g in losses]}
     (root / f"{stem}.json").write_text(json.dumps(content, indent=1))
     plot_report(groups, metric, root / f"{stem}.png", summaries=summaries, title=f"{root.name}: {metric}")
     plot_weights_over_time(records, choices, root / "report_weights.png", title=f"{root.name}: similarity weights")

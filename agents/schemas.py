@@ -18,6 +18,7 @@ from omegaconf import MISSING
 
 __all__ = [
     "EnvConfig", "CollectConfig", "ModelConfig", "AgentConfig", "Vid2ActConfig", "LoggerConfig", "TrainConfig", "PretrainConfig", "QuickstartConfig", "ReportConfig",
+    "DiagnoseConfig",
     "EvaluateConfig",
     "register_configs", "register_resolvers",
 ]
@@ -397,6 +398,29 @@ class EvaluateConfig:
     torch_threads: Optional[int] = None
 
 
+@dataclass
+class DiagnoseConfig:
+    """``python -m vid2act.agents.diagnose``: teachers, guidance and loss terms of a finished Vid2Act run.
+
+    Attributes:
+        run_dir: the run folder (``config.yaml``, ``checkpoint.pt``, ``replay/``); required.
+        sequences: replay windows, one per episode from the newest backwards.
+        seq_len: rows per window.
+        context: frames the posterior sees before the open-loop prediction (``< seq_len``).
+        seed: seed of the window starts and of the teachers' posterior samples.
+        device: device of the restored agent (``"auto"``: CUDA if available).
+        torch_threads: CPU threads of torch (``None``: torch's default).
+    """
+
+    run_dir: str = MISSING
+    sequences: int = 8
+    seq_len: int = 50
+    context: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    torch_threads: Optional[int] = None
+
+
 def _or(value, default):
     return default if value in (None, "") else value
 
@@ -441,6 +465,7 @@ def register_configs() -> None:
     cs.store(name="quickstart_schema", node=QuickstartConfig)
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="diagnose_schema", node=DiagnoseConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="agent", name="agent_schema", node=AgentConfig)
     cs.store(group="agent", name="vid2act_schema", node=Vid2ActConfig)

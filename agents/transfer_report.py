@@ -10,6 +10,10 @@ which source task each target picks.
   frames, and the share of env steps that acted with each source ``k`` (the acting-time selection, summed
   ``acting/selected_task_count/<task>``). They agree when the highest weight and the most-acted source are
   the same task.
+* **Model-loss terms** of one run: each world-model loss term (``train/loss_model_reco``, ``_reward``, ``_kl``
+  and Vid2Act's ``train/loss_distill``, all as optimised: scales and ``alpha`` applied) averaged over the
+  last ``TAIL`` of its logged frames, and the distillation term's share of their sum: near 1, distillation
+  drowns the student's own reconstruction and reward terms.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from vid2act.agents.report import _num, by_group, on_shared_frames
 if TYPE_CHECKING:
     from vid2act.agents.report import RunRecord
 
-__all__ = ["AucComparison", "SourceChoice", "area_under_curve", "compare_auc", "source_choices",
-           "format_auc_table", "format_source_table", "plot_weights_over_time", "TAIL"]
+__all__ = ["AucComparison", "LossTerms", "SourceChoice", "area_under_curve", "compare_auc", "source_choices",
+           "format_auc_table", "format_loss_table", "format_source_table", "model_loss_terms", "run_loss_terms",
+           "plot_weights_over_time", "MODEL_LOSS_TERMS", "TAIL"]
 #: Share of a run's last logged frames over which its final similarity weights are averaged.
 TAIL = 0.2
 _WEIGHT_PREFIX, _ACTING_PREFIX = "train/similarity_weight", "acting/selected_task_count"
+#: The world-model loss terms (Eq. 5), as logged under ``train/``.
+MODEL_LOSS_TERMS = ("loss_model_reco", "loss_model_reward", "loss_model_kl", "loss_distill")
 
 
 def area_under_curve(frames: np.ndarray, values: np.ndarray) -> float:
@@ -138,7 +145,7 @@ def _final_weights(csv_dir: pathlib.Path, sources: list[str]) -> np.ndarray:
     out = []
     for task in sources:
         x, y = read_scalar(csv_dir, f"{_WEIGHT_PREFIX}/{task}")
-        out.append(y[x >= x[0] + (1 - TAIL) * (x[-1] - x[0])].mean() if len(x) else np.nan)
+        out.append(_tail_mean(x, y))
     return np.array(out)
 
 
@@ -163,6 +170,65 @@ def source_choices(records: list[RunRecord]) -> list[SourceChoice]:
         choice.agree = sum(a == b for a, b in zip(choice.top_weight, choice.top_acting))
         out.append(choice)
     return out
+
+
+def _tail_mean(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean of ``y`` over the last ``TAIL`` of the span of ``x`` (NaN when nothing was logged)."""
+    if not len(x):
+        return float("nan")
+    return float(y[x >= x[0] + (1 - TAIL) * (x[-1] - x[0])].mean())
+
+
+def run_loss_terms(csv_dir: str | pathlib.Path) -> dict[str, float]:
+    """One run's world-model loss terms over its last ``TAIL`` of logged frames, and the distillation share.
+
+    Args:
+        csv_dir: the run's ``metrics/scalars`` folder.
+
+    Returns:
+        ``{term: mean}`` for every term of :data:`MODEL_LOSS_TERMS` the run logged (a term it never logged,
+        e.g. ``loss_distill`` of DreamerV2, is 0), plus ``"distill_share"``: ``loss_distill`` over the sum
+        of the terms (NaN when the run logged none).
+    """
+    out = {}
+    for term in MODEL_LOSS_TERMS:
+        x, y = read_scalar(csv_dir, f"train/{term}")
+        out[term] = _tail_mean(x, y) if len(x) else 0.0
+    total = sum(out.values())
+    out["distill_share"] = out["loss_distill"] / total if total > 0 else float("nan")
+    return out
+
+
+@dataclass
+class LossTerms:
+    """Model-loss terms of one (env, agent) group: each term's mean over seeds (see :func:`run_loss_terms`)."""
+
+    env: str
+    agent: str
+    seeds: list[int]
+    terms: dict[str, float]
+
+
+def model_loss_terms(records: list[RunRecord]) -> list[LossTerms]:
+    """Per (env, agent): :func:`run_loss_terms` averaged over the group's seeds (runs that logged a model loss)."""
+    out = []
+    for (env, agent), runs in by_group(records).items():
+        per_run = [run_loss_terms(r.path / "metrics" / "scalars") for r in runs]
+        kept = [(r.seed, t) for r, t in zip(runs, per_run) if not np.isnan(t["distill_share"])]
+        if kept:
+            out.append(LossTerms(env, agent, [seed for seed, _ in kept],
+                                 {k: float(np.mean([t[k] for _, t in kept])) for k in kept[0][1]}))
+    return out
+
+
+def format_loss_table(groups: list[LossTerms]) -> str:
+    """Markdown: per env and agent, the model-loss terms (means over seeds) and the distillation share."""
+    lines = ["| env | agent | " + " | ".join(MODEL_LOSS_TERMS) + " | distill share | seeds |",
+             "|---|---|" + "---|" * (len(MODEL_LOSS_TERMS) + 2)]
+    for g in groups:
+        terms = " | ".join(_num(g.terms[k]) for k in MODEL_LOSS_TERMS)
+        lines.append(f"| {g.env} | {g.agent} | {terms} | {g.terms['distill_share']:.2f} | {len(g.seeds)} |")
+    return "\n".join(lines)
 
 
 def format_auc_table(comparisons: list[AucComparison], metric: str) -> str:

@@ -1,8 +1,8 @@
 """Copy what a finished run's results consist of into the repository: ``python benchmarks/archive_run.py RUN DEST``.
 
 Copies the run's config (``config.yaml`` and Hydra's ``.hydra/`` files, which name the ``agent=`` variant
-for ``report``), metric CSVs (``metrics/scalars/``), figures (``*.png``), evaluations (``eval_*.json``) and
-resume log (``resumes.jsonl``), and leaves out what is large or rebuilt: the checkpoint, the replay
+for ``report``), metric CSVs (``metrics/scalars/``), figures (``*.png``), evaluations (``eval_*.json``),
+resume log (``resumes.jsonl``) and ``diagnose`` output (``diagnostics/``), and leaves out what is large or rebuilt: the checkpoint, the replay
 episodes, GIFs, wandb and TensorBoard files. Refuses a run without ``checkpoint.pt`` marked finished unless
 ``--unfinished`` (a partial run is labelled so in the JSON it prints). Prints JSON: the files copied and
 their total size.
@@ -16,7 +16,8 @@ import pathlib
 import shutil
 import sys
 
-PATTERNS = ("config.yaml", ".hydra/*.yaml", "metrics/scalars/**/*.csv", "*.png", "eval_*.json", "resumes.jsonl")
+PATTERNS = ("config.yaml", ".hydra/*.yaml", "metrics/scalars/**/*.csv", "*.png", "eval_*.json", "resumes.jsonl",
+            "diagnostics/*.json", "diagnostics/*.png")
 
 
 def run_finished(run: pathlib.Path) -> bool:

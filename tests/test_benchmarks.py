@@ -123,7 +123,8 @@ def test_archive_run_copies_results_and_leaves_out_checkpoints_and_replay(tmp_pa
 
     run, dest = tmp_path / "run", tmp_path / "results" / "seed0"
     for rel in ("config.yaml", ".hydra/hydra.yaml", "metrics/scalars/eval/return.csv", "learning_curve.png",
-                "eval_00001000.json", "replay/episode_0/pixels.memmap", "metrics/videos/eval/x.gif"):
+                "eval_00001000.json", "diagnostics/diagnostics_00001000.json", "diagnostics/open_loop_student.png",
+                "replay/episode_0/pixels.memmap", "metrics/videos/eval/x.gif"):
         (run / rel).parent.mkdir(parents=True, exist_ok=True)
         (run / rel).write_text("x")
     torch.save({"finished": False}, run / "checkpoint.pt")
@@ -133,7 +134,7 @@ def test_archive_run_copies_results_and_leaves_out_checkpoints_and_replay(tmp_pa
     torch.save({"finished": True}, run / "checkpoint.pt")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["files"] == 5 and json.loads(proc.stdout)["finished"] is True
+    assert json.loads(proc.stdout)["files"] == 7 and json.loads(proc.stdout)["finished"] is True
     kept = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
     assert kept == {"config.yaml", ".hydra/hydra.yaml", "metrics/scalars/eval/return.csv", "learning_curve.png",
-                    "eval_00001000.json"}
+                    "eval_00001000.json", "diagnostics/diagnostics_00001000.json", "diagnostics/open_loop_student.png"}

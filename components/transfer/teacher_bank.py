@@ -312,6 +312,31 @@ class TeacherBank(TensorDictModuleBase):
         tensors = self.model.parameters() if self.layout == "mixture" else self.params.values(True, True)
         return next(iter(tensors)).device
 
+    def teacher_model(self, index: int) -> tuple[WorldModel, torch.Tensor | None]:
+        """Teacher ``index`` alone, as a world model and its task label, for diagnostics (videos, errors).
+
+        The batched verbs above are what training uses; this gives one teacher to code that takes a
+        :class:`WorldModel` (e.g. :func:`~vid2act.agents.open_loop.open_loop_prediction`).
+
+        Args:
+            index: teacher ``i`` in ``[0, N)``.
+
+        Returns:
+            ``(model, label)``: ``layout="mixture"``: the shared model and the one-hot label ``[N]`` of
+            teacher ``i`` (expand it to the batch as ``task_label``); ``layout="ensemble"``: a frozen copy
+            of teacher ``i``'s model and ``None``. The model shares no parameter the bank trains (it has none).
+
+        Raises:
+            IndexError: ``index`` outside ``[0, N)``.
+        """
+        if not 0 <= index < self.num_teachers:
+            raise IndexError(f"TeacherBank.teacher_model: index {index} outside [0, {self.num_teachers}).")
+        if self.layout == "mixture":
+            return self.model, torch.eye(self.num_teachers, device=self._device())[index]
+        model = copy.deepcopy(self._base).to_empty(device=self._device())
+        model.load_state_dict(self.params[index].flatten_keys(".").to_dict())
+        return model.requires_grad_(False).eval(), None
+
     # ------------------------------------------------------------------ the batched call
     def _label(self, batch_shape: torch.Size) -> torch.Tensor:
         """One-hot labels ``[N, *rest, N]`` with label ``i`` on slice ``i`` (``batch_shape[0] == N``)."""

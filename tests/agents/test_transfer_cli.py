@@ -1,5 +1,6 @@
 """End to end on real Meta-World expert data: collect 2 sources, pretrain tiny teachers, transfer with Vid2Act."""
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,19 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
     assert counts == 50  # every env step after the prefill acted with one selected source
     assert (run / "similarity_weights.png").exists() and (scalars / "eval" / "success.csv").exists()
     assert torch.load(run / "checkpoint.pt", weights_only=True)["meta"]["agent"] == "vid2act"
+
+    stdout = _run("vid2act.agents.diagnose", f"run_dir={run}", "sequences=2", "seq_len=12", "context=3",
+                  "torch_threads=1", cwd=tmp_path)
+    report = json.loads(stdout[stdout.index("{"):])
+    frames = torch.load(run / "checkpoint.pt", weights_only=True)["env_steps"]  # action_repeat 1
+    assert report["agent"] == "vid2act" and report["env_frames"] == frames > 0
+    assert set(report["teacher_errors"]) == {"student", *SOURCES, "hold_last_frame"}
+    assert all(0 < e["open_loop"] < 1 for e in report["teacher_errors"].values())
+    assert sum(report["selected_share"].values()) == pytest.approx(1.0)
+    assert sum(report["similarity_weight"].values()) == pytest.approx(1.0, abs=1e-5)
+    guidance = report["guidance"]
+    assert set(guidance) == {"other_source_shift", "state_spread", "sample_spread", "replay_gap_selected",
+                             "replay_gap_other"} and all(0 <= v <= 2 for v in guidance.values())
+    assert report["model_loss_terms"]["loss_distill"] > 0
+    assert {p.name for p in (run / "diagnostics").iterdir()} == {
+        f"diagnostics_{frames:08d}.json", "open_loop_student.png", *(f"open_loop_{t}.png" for t in SOURCES)}

@@ -97,3 +97,32 @@ def test_other_metrics_write_their_own_files(tmp_path):
     assert {p.name for p in tmp_path.glob("report*")} == {
         "report.md", "report.json", "report.png", "report_eval_success.md", "report_eval_success.json",
         "report_eval_success.png"}
+
+
+def test_model_loss_terms_average_the_tail_and_give_the_distill_share(tmp_path):
+    from vid2act.agents.transfer_report import model_loss_terms, run_loss_terms
+
+    env = "metaworld/door-lock"
+    w = {SOURCES[0]: [(0, 1.0)]}
+    runs = [_run(tmp_path, env, "vid2act", seed, [(0, 0.0)], weights=w) for seed in (0, 1)]
+    for seed, run in enumerate(runs):
+        # frames 0..1000: the last 20% of the span are the rows at 800, 900 and 1000
+        _csv(run, "train/loss_model_reco", [(f, 100.0 if f < 800 else 6.0 + seed) for f in range(0, 1001, 100)])
+        _csv(run, "train/loss_model_reward", [(0, 9.0), (1000, 1.0)])
+        _csv(run, "train/loss_model_kl", [(1000, 1.0)])
+        _csv(run, "train/loss_distill", [(1000, 2.0)])
+    base = _run(tmp_path, env, "dreamerv2", 0, [(0, 0.0)])
+    _csv(base, "train/loss_model_reco", [(1000, 8.0)])
+
+    terms = run_loss_terms(runs[1] / "metrics" / "scalars")
+    assert terms["loss_model_reco"] == pytest.approx(7.0) and terms["loss_model_reward"] == pytest.approx(1.0)
+    assert terms["distill_share"] == pytest.approx(2.0 / 11.0)
+    groups = {g.agent: g for g in model_loss_terms(find_runs(tmp_path))}
+    assert groups["vid2act"].seeds == [0, 1]
+    assert groups["vid2act"].terms["loss_model_reco"] == pytest.approx(6.5)  # mean of 6 and 7
+    assert groups["dreamerv2"].terms == pytest.approx(
+        {"loss_model_reco": 8.0, "loss_model_reward": 0.0, "loss_model_kl": 0.0, "loss_distill": 0.0,
+         "distill_share": 0.0})
+    run_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Model-loss terms" in md and "| metaworld/door-lock | dreamerv2 | 8 | 0 | 0 | 0 | 0.00 | 1 |" in md

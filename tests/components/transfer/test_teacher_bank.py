@@ -280,3 +280,19 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 10 and result.failed == 0
+
+
+@layouts
+def test_teacher_model_gives_each_teacher_alone_with_its_label(layout):
+    bank, _ = _bank(layout)
+    pixels, action, is_first = _inputs()
+    batched = bank.teacher_features(pixels, action, is_first)
+    for i in range(N):
+        model, label = bank.teacher_model(i)
+        assert (label is None) == (layout == "ensemble")
+        lab = None if label is None else label.expand(*pixels.shape[:-3], N)
+        alone = model.rssm.observe(model.encode(pixels, lab), action, is_first, lab, sample=False)["feature"]
+        torch.testing.assert_close(alone, batched[i])
+        assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(IndexError, match="outside"):
+        bank.teacher_model(N)

@@ -1,0 +1,279 @@
+"""Why a Vid2Act run learns as it does: its teachers on the target's frames, its guidance, its loss terms.
+
+``python -m vid2act.agents.diagnose run_dir=<Vid2Act train run> [sequences=8] [seq_len=50] [context=5]``
+restores the run's checkpoint and takes ``sequences`` windows of ``seq_len`` rows from its last replay
+episodes (the target task's own frames, from the run's latest policy; row 0 of each window is treated as an
+episode start). It prints JSON, writes it to ``<run_dir>/diagnostics/diagnostics_<env frames>.json``, and
+writes open-loop strips (``open_loop_student.png``, ``open_loop_<source>.png``, one colour scale).
+
+* **Teachers on the target** (:func:`teacher_errors`): every teacher's and the student's open-loop video
+  prediction of those windows (posterior on the first ``context`` frames, then the prior with the recorded
+  actions only), as the mean absolute pixel error on ``[0, 1]`` over the context frames and over the
+  open-loop frames, beside the similarity weight each teacher gets on the same frames. A teacher whose
+  open-loop error is near the student's models the target's dynamics; the weights should favour it. The
+  error of holding the last context frame still is the reference a model must beat to predict motion.
+* **Guidance** (:func:`guidance_effect`): the guided actor's deterministic action ``a(e_t, g_k)`` (Eq. 8)
+  with the selected source's guidance ``g_{k*}`` against every other source's, in action units (``[-1, 1]``,
+  mean absolute difference per action dimension), beside how much the action varies from state to state
+  and from sample to sample: an actor whose action barely moves with ``k`` ignores the guidance. Also how
+  close the actor's action is to the action replay model's own action for ``k*`` (Eq. 7's decoder), and
+  for the other sources.
+* **Model-loss terms** (:func:`~vid2act.agents.transfer_report.run_loss_terms`): from the run's CSVs.
+  The distillation loss on the windows (Eq. 4, ``alpha`` applied) is reported beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import hydra
+import numpy as np
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from vid2act.agents.errors import cli_errors
+
+__all__ = ["diagnose_run", "guidance_effect", "replay_windows", "teacher_errors"]
+
+
+def replay_windows(replay_dir: str | os.PathLike, *, sequences: int, seq_len: int, seed: int = 0) -> TensorDict:
+    """``sequences`` windows ``[S, L]`` of ``seq_len`` rows from the last episodes of a run's replay store.
+
+    One window per episode, from the newest episodes backwards, at a start drawn uniformly (``seed``);
+    ``is_first`` is set at row 0 of each window (the model starts there from its initial latent).
+
+    Raises:
+        FileNotFoundError: no replay store in ``replay_dir``.
+        ValueError: non-positive sizes, fewer than ``sequences`` episodes, or episodes shorter than
+            ``seq_len`` rows.
+    """
+    from vid2act.components.data.offline_dataset import OfflineDataset
+
+    if sequences <= 0 or seq_len <= 1:
+        raise ValueError(f"need sequences >= 1 and seq_len >= 2, got sequences={sequences}, seq_len={seq_len}")
+    replay_dir = pathlib.Path(replay_dir)
+    if not (replay_dir / "manifest.json").is_file():
+        raise FileNotFoundError(f"{replay_dir}: no replay store (manifest.json); pass the folder of a train run")
+    store = OfflineDataset.open(replay_dir)
+    if store.episodes < sequences:
+        raise ValueError(f"{replay_dir}: holds {store.episodes} episodes, fewer than sequences={sequences}")
+    rng = np.random.default_rng(seed)
+    windows = []
+    for index in range(store.episodes - 1, store.episodes - 1 - sequences, -1):
+        episode = store.episode(index)
+        if episode.shape[0] < seq_len:
+            raise ValueError(f"{replay_dir}: episode {index} has {episode.shape[0]} rows, fewer than seq_len={seq_len}")
+        start = int(rng.integers(0, episode.shape[0] - seq_len + 1))
+        windows.append(episode[start:start + seq_len].select("pixels", "prev_action", "is_first").clone())
+    batch = torch.stack(windows)
+    batch["is_first"][:, 0] = True
+    return batch
+
+
+def _pixel_error(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error on ``[0, 1]`` per row: uint8 ``[S, L, 3, H, W]`` -> ``[L]``."""
+    return ((prediction.float() - truth.float()).abs() / 255.0).mean((0, 2, 3, 4))
+
+
+@torch.no_grad()
+def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Open-loop pixel errors of the student and of every teacher on ``batch``, and their predictions.
+
+    Args:
+        agent: a restored :class:`~vid2act.agents.vid2act.Vid2ActAgent`.
+        batch: ``[S, L]`` rows (``pixels`` uint8, ``prev_action``, ``is_first``), e.g. :func:`replay_windows`.
+        context: frames seen by the posterior, in ``[1, L - 1]``.
+
+    Returns:
+        ``(errors, predictions)``: ``errors[name] = {"context": ..., "open_loop": ...}`` (mean absolute
+        error on ``[0, 1]``) for ``"student"`` and each source task, and ``"hold_last_frame"``: the last
+        context frame held still over the open-loop rows (a model below it predicts motion);
+        ``predictions[name]`` the uint8 ``[S, L, 3, H, W]`` frames of each model.
+
+    Raises:
+        ValueError: ``context`` outside ``[1, L - 1]``.
+    """
+    from vid2act.agents.open_loop import open_loop_prediction
+
+    length = batch.shape[1]
+    if not 1 <= context <= length - 1:
+        raise ValueError(f"teacher_errors: context must be in [1, {length - 1}], got {context}")
+    args = (batch["pixels"], batch["prev_action"], batch["is_first"])
+    models = [("student", agent.world_model, None)]
+    for i, task in enumerate(agent.source_tasks):
+        model, label = agent.teachers.teacher_model(i)
+        models.append((task, model, None if label is None else label.expand(*batch.shape, -1)))
+    errors, predictions = {}, {}
+    for name, model, label in models:
+        action = args[1]
+        if model.action_dim > action.shape[-1]:  # teachers of wider-action sources: zero-padded, as in training
+            action = torch.nn.functional.pad(action, (0, model.action_dim - action.shape[-1]))
+        frames = open_loop_prediction(model, args[0], action, args[2], context=context, task_label=label)
+        per_row = _pixel_error(frames, args[0])
+        errors[name] = {"context": float(per_row[:context].mean()), "open_loop": float(per_row[context:].mean())}
+        predictions[name] = frames
+    truth = args[0][:, context:]
+    hold = args[0][:, context - 1:context].expand_as(truth)  # the last context frame, held still
+    errors["hold_last_frame"] = {"context": 0.0, "open_loop": float(_pixel_error(hold, truth).mean())}
+    return errors, predictions
+
+
+@torch.no_grad()
+def guidance_effect(agent, feature: torch.Tensor, task_index: torch.Tensor, *, seed: int = 0) -> dict[str, float]:
+    """How much the guided actor's action depends on the guidance of the selected source.
+
+    Actions are the actor's deterministic ones (its mode, as in evaluation), in the env's ``[-1, 1]``.
+
+    Args:
+        agent: a restored Vid2Act agent with guidance.
+        feature: student features ``e_t`` ``[*B, F_s]``.
+        task_index: selected sources ``k*`` int64 ``[*B]``.
+        seed: seed of the state pairing and of the sampled actions.
+
+    Returns:
+        Mean absolute differences per action dimension: ``"other_source_shift"``: ``|a(e, g_{k*}) -
+        a(e, g_k)|`` averaged over the other sources ``k``; ``"state_spread"``: ``|a(e_t, g_{k*}) -
+        a(e_t', g_{k*}')|`` between shuffled pairs of states (how much the action varies across states, the
+        scale to read the shift on); ``"sample_spread"``: ``|a_sampled - a|`` at the same state (the
+        exploration noise); ``"replay_gap_selected"``: ``|a(e, g_{k*}) - replay(e, k*)|``, the action replay
+        decoder's own action at ``z = 0``; ``"replay_gap_other"``: the same against the other sources'
+        replay actions.
+    """
+    from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+    vae = agent.action_vae
+    flat_feature = feature.reshape(-1, feature.shape[-1])
+    flat_k = task_index.reshape(-1)
+    m, n = flat_k.shape[0], len(agent.source_tasks)
+    z = flat_feature.new_zeros(m, vae.latent_dim)
+    torch.manual_seed(seed)
+
+    def act(guidance: torch.Tensor, exploration: ExplorationType) -> torch.Tensor:
+        with set_exploration_type(exploration):
+            return agent.actor(TensorDict({"feature": flat_feature, "guidance": guidance}, [m]))["action"]
+
+    actions, replays, sampled = [], [], None
+    for k in range(n):
+        replay_action, guidance = vae.decode_with_features(flat_feature, torch.full_like(flat_k, k), z)
+        actions.append(act(guidance, ExplorationType.DETERMINISTIC))
+        replays.append(replay_action)
+    actions, replays = torch.stack(actions), torch.stack(replays)  # [N, M, A]
+    rows = torch.arange(m)
+    selected, selected_replay = actions[flat_k, rows], replays[flat_k, rows]  # [M, A]
+    guidance_selected = vae.decode_with_features(flat_feature, flat_k, z)[1]
+    sampled = act(guidance_selected, ExplorationType.RANDOM)
+    other = torch.ones(n, m, dtype=torch.bool)
+    other[flat_k, rows] = False
+    perm = torch.randperm(m, generator=torch.Generator().manual_seed(seed))
+    shift = (actions - selected).abs().mean(-1)  # [N, M]
+    replay_gap = (replays - selected).abs().mean(-1)
+    return {
+        "other_source_shift": float(shift[other].mean()) if n > 1 else 0.0,
+        "state_spread": float((selected - selected[perm]).abs().mean()),
+        "sample_spread": float((sampled - selected).abs().mean()),
+        "replay_gap_selected": float((selected_replay - selected).abs().mean()),
+        "replay_gap_other": float(replay_gap[other].mean()) if n > 1 else float("nan"),
+    }
+
+
+def _strip(path: pathlib.Path, truth: torch.Tensor, prediction: torch.Tensor, context: int, title: str) -> None:
+    from vid2act.agents.open_loop import save_open_loop_strip
+
+    save_open_loop_strip(path, truth[:2, :30], prediction[:2, :30], context=context, title=title, error_max=0.5)
+
+
+def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int = 50, context: int = 5,
+                 seed: int = 0, device: str = "cpu") -> dict:
+    """The diagnostics of the module docstring for one finished Vid2Act run (or one of its ablations).
+
+    Args:
+        run_dir: a ``train`` run folder (``config.yaml``, ``checkpoint.pt``, ``replay/``) of an agent with
+            teachers (``vid2act``, ``no_guidance``, ``uniform_weights``).
+        sequences, seq_len: windows ``[S, L]`` taken from the newest replay episodes.
+        context: frames the posterior sees before the open-loop prediction.
+        seed: seed of the window starts and of the teachers' posterior samples.
+        device: where the restored agent runs.
+
+    Returns:
+        ``{"env", "agent", "env_frames", "windows", "teacher_errors", "similarity_weight", "selected_share",
+        "loss_distill_on_windows", "guidance" (None without guidance), "model_loss_terms"}``; also written to
+        ``diagnostics/diagnostics_<env frames>.json`` in ``run_dir``.
+
+    Raises:
+        ValueError: the run's agent has no teachers (DreamerV2 and its baselines), or bad sizes; and what
+            :func:`~vid2act.agents.evaluate.restore_run` raises (missing config, checkpoint or teacher).
+        FileNotFoundError: the run has no replay store.
+    """
+    from vid2act.agents.checkpoint import atomic_write
+    from vid2act.agents.evaluate import restore_run
+    from vid2act.agents.transfer_report import run_loss_terms
+
+    run_dir = pathlib.Path(run_dir)
+    cfg, env, agent, state = restore_run(run_dir, device=device)
+    try:
+        frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
+    finally:
+        env.close()
+    if not hasattr(agent, "teachers"):
+        raise ValueError(f"{run_dir}: agent {cfg.agent.name!r} has no teachers to diagnose; pass a vid2act run "
+                         "(agent=vid2act, no_guidance or uniform_weights)")
+    agent.eval()
+    torch.manual_seed(seed)
+    batch = replay_windows(run_dir / "replay", sequences=sequences, seq_len=seq_len, seed=seed).to(agent.device)
+    errors, predictions = teacher_errors(agent, batch, context=context)
+    with torch.no_grad():
+        posterior = agent.world_model.compute(batch["pixels"], batch["prev_action"], batch["is_first"],
+                                              decode=False, sample=False)
+        rows = batch.clone()
+        rows.update(posterior.select("belief", "state", "feature"))
+        distill = agent.extra_model_losses(rows)
+    weights, task_index = rows["similarity_weights"], rows["task_index"]  # [S, L, N], [S, L]
+    share = torch.bincount(task_index.reshape(-1), minlength=len(agent.source_tasks)).float() / task_index.numel()
+    out = {
+        "env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames,
+        "windows": {"sequences": sequences, "seq_len": seq_len, "context": context, "seed": seed},
+        "teacher_errors": errors,
+        "similarity_weight": dict(zip(agent.source_tasks, weights.mean((0, 1)).tolist())),
+        "selected_share": dict(zip(agent.source_tasks, share.tolist())),
+        "loss_distill_on_windows": float(distill["loss_distill"]) if "loss_distill" in distill else None,
+        "guidance": guidance_effect(agent, rows["feature"], task_index, seed=seed) if agent._guidance_enabled else None,
+        "model_loss_terms": run_loss_terms(run_dir / "metrics" / "scalars"),
+    }
+    folder = run_dir / "diagnostics"
+    folder.mkdir(exist_ok=True)
+    truth = batch["pixels"].cpu()
+    for name, prediction in predictions.items():
+        _strip(folder / f"open_loop_{name}.png", truth, prediction.cpu(), context,
+               f"{cfg.env.name} | {name} | open loop after {context} frames | error {errors[name]['open_loop']:.3f}")
+    out = _json_safe(out)
+    text = json.dumps(out, indent=1, allow_nan=False)
+    atomic_write(folder / f"diagnostics_{frames:08d}.json", lambda f: f.write(text), binary=False)
+    return out
+
+
+def _json_safe(obj):
+    """NaN / inf (no JSON for them) as ``None``, through nested dicts."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+@hydra.main(version_base="1.3", config_path="pkg://vid2act.configs", config_name="diagnose")
+@cli_errors
+def main(cfg) -> None:
+    """Hydra entry point; see the module docstring."""
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    result = diagnose_run(cfg.run_dir, sequences=cfg.sequences, seq_len=cfg.seq_len, context=cfg.context,
+                          seed=cfg.seed, device=cfg.device)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    from vid2act.agents.cli import run
+
+    run(main)
