@@ -1,21 +1,23 @@
-"""Why a Vid2Act run learns as it does: its teachers on the target's frames, its guidance, its loss terms.
+"""Why a run learns as it does: its world model and teachers on the target's frames, its actor, its loss terms.
 
-``python -m vid2act.agents.diagnose run_dir=<Vid2Act train run> [sequences=8] [seq_len=50] [context=5]``
+``python -m vid2act.agents.diagnose run_dir=<train run> [sequences=8] [seq_len=50] [context=5]``
 restores the run's checkpoint and takes ``sequences`` windows of ``seq_len`` rows from its last replay
 episodes (the target task's own frames, from the run's latest policy; row 0 of each window is treated as an
 episode start). It prints JSON, writes it to ``<run_dir>/diagnostics/diagnostics_<env frames>.json``, and
 writes open-loop strips (``open_loop_student.png``, ``open_loop_<source>.png``, one colour scale).
 
-* **Teachers on the target** (:func:`teacher_errors`): every teacher's and the student's open-loop video
-  prediction of those windows (posterior on the first ``context`` frames, then the prior with the recorded
+* **Teachers on the target** (:func:`teacher_errors`): every teacher's (Vid2Act) and the student's open-loop
+  video prediction of those windows (posterior on the first ``context`` frames, then the prior with the recorded
   actions only), as the mean absolute pixel error on ``[0, 1]`` over the context frames and over the
   open-loop frames, beside the similarity weight each teacher gets on the same frames. A teacher whose
   open-loop error is near the student's models the target's dynamics; the weights should favour it. The
   error of holding the last context frame still is the reference a model must beat to predict motion.
-* **Guidance** (:func:`guidance_effect`): the guided actor's deterministic action ``a(e_t, g_k)`` (Eq. 8)
-  with the selected source's guidance ``g_{k*}`` against every other source's, in action units (``[-1, 1]``,
-  mean absolute difference per action dimension), beside how much the action varies from state to state
-  and from sample to sample: an actor whose action barely moves with ``k`` ignores the guidance. Also how
+* **Actor** (:func:`actor_spread`): how much the deterministic action varies across states and samples, and
+  the share of it on the action bounds (a saturated actor that ignores the state plays one constant action).
+* **Guidance** (:func:`guidance_effect`, Vid2Act with guidance): the guided actor's deterministic action
+  ``a(e_t, g_k)`` (Eq. 8) with the selected source's guidance ``g_{k*}`` against every other source's, in
+  action units (``[-1, 1]``, mean absolute difference per action dimension), beside how much the action
+  varies from state to state: an actor whose action barely moves with ``k`` ignores the guidance. Also how
   close the actor's action is to the action replay model's own action for ``k*`` (Eq. 7's decoder), and
   for the other sources.
 * **Model-loss terms** (:func:`~vid2act.agents.transfer_report.run_loss_terms`): from the run's CSVs.
@@ -35,7 +37,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from vid2act.agents.errors import cli_errors
 
-__all__ = ["diagnose_run", "guidance_effect", "replay_windows", "teacher_errors"]
+__all__ = ["actor_spread", "diagnose_run", "guidance_effect", "replay_windows", "teacher_errors"]
 
 
 def replay_windows(replay_dir: str | os.PathLike, *, sequences: int, seq_len: int, seed: int = 0) -> TensorDict:
@@ -82,15 +84,15 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
     """Open-loop pixel errors of the student and of every teacher on ``batch``, and their predictions.
 
     Args:
-        agent: a restored :class:`~vid2act.agents.vid2act.Vid2ActAgent`.
+        agent: a restored agent; the teachers of a :class:`~vid2act.agents.vid2act.Vid2ActAgent` too.
         batch: ``[S, L]`` rows (``pixels`` uint8, ``prev_action``, ``is_first``), e.g. :func:`replay_windows`.
         context: frames seen by the posterior, in ``[1, L - 1]``.
 
     Returns:
         ``(errors, predictions)``: ``errors[name] = {"context": ..., "open_loop": ...}`` (mean absolute
-        error on ``[0, 1]``) for ``"student"`` and each source task, and ``"hold_last_frame"``: the last
-        context frame held still over the open-loop rows (a model below it predicts motion);
-        ``predictions[name]`` the uint8 ``[S, L, 3, H, W]`` frames of each model.
+        error on ``[0, 1]``) for ``"student"`` (the agent's world model), each source task, and
+        ``"hold_last_frame"``: the last context frame held still over the open-loop rows (a model below it
+        predicts motion); ``predictions[name]`` the uint8 ``[S, L, 3, H, W]`` frames of each model.
 
     Raises:
         ValueError: ``context`` outside ``[1, L - 1]``.
@@ -102,7 +104,7 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
         raise ValueError(f"teacher_errors: context must be in [1, {length - 1}], got {context}")
     args = (batch["pixels"], batch["prev_action"], batch["is_first"])
     models = [("student", agent.world_model, None)]
-    for i, task in enumerate(agent.source_tasks):
+    for i, task in enumerate(getattr(agent, "source_tasks", ())):
         model, label = agent.teachers.teacher_model(i)
         models.append((task, model, None if label is None else label.expand(*batch.shape, -1)))
     errors, predictions = {}, {}
@@ -121,7 +123,38 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
 
 
 @torch.no_grad()
-def guidance_effect(agent, feature: torch.Tensor, task_index: torch.Tensor, *, seed: int = 0) -> dict[str, float]:
+def actor_spread(agent, feature: torch.Tensor, guidance: torch.Tensor | None = None, *, seed: int = 0
+                 ) -> dict[str, float]:
+    """How the actor's action varies across states and samples, and how much of it sits on the bounds.
+
+    Args:
+        agent: a restored agent.
+        feature: features ``e_t`` ``[M, F]``.
+        guidance: ``[M, G]`` for a guided actor (the selected source's), else ``None``.
+        seed: seed of the state pairing and of the sampled actions.
+
+    Returns:
+        ``"state_spread"``: ``|a(e_t) - a(e_t')|`` between shuffled pairs of states (deterministic actions,
+        mean absolute difference per action dimension, actions in ``[-1, 1]``; near 0: the action ignores the
+        state); ``"sample_spread"``: ``|a_sampled - a|`` at the same state (the exploration noise);
+        ``"saturated_share"``: share of deterministic action entries with ``|a| > 0.99``.
+    """
+    from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+    inputs = {"feature": feature} if guidance is None else {"feature": feature, "guidance": guidance}
+    torch.manual_seed(seed)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        action = agent.actor(TensorDict(inputs, [feature.shape[0]]))["action"]
+    with set_exploration_type(ExplorationType.RANDOM):
+        sampled = agent.actor(TensorDict(inputs, [feature.shape[0]]))["action"]
+    perm = torch.randperm(feature.shape[0], generator=torch.Generator().manual_seed(seed))
+    return {"state_spread": float((action - action[perm]).abs().mean()),
+            "sample_spread": float((sampled - action).abs().mean()),
+            "saturated_share": float((action.abs() > 0.99).float().mean())}
+
+
+@torch.no_grad()
+def guidance_effect(agent, feature: torch.Tensor, task_index: torch.Tensor) -> dict[str, float]:
     """How much the guided actor's action depends on the guidance of the selected source.
 
     Actions are the actor's deterministic ones (its mode, as in evaluation), in the env's ``[-1, 1]``.
@@ -130,14 +163,11 @@ def guidance_effect(agent, feature: torch.Tensor, task_index: torch.Tensor, *, s
         agent: a restored Vid2Act agent with guidance.
         feature: student features ``e_t`` ``[*B, F_s]``.
         task_index: selected sources ``k*`` int64 ``[*B]``.
-        seed: seed of the state pairing and of the sampled actions.
 
     Returns:
         Mean absolute differences per action dimension: ``"other_source_shift"``: ``|a(e, g_{k*}) -
-        a(e, g_k)|`` averaged over the other sources ``k``; ``"state_spread"``: ``|a(e_t, g_{k*}) -
-        a(e_t', g_{k*}')|`` between shuffled pairs of states (how much the action varies across states, the
-        scale to read the shift on); ``"sample_spread"``: ``|a_sampled - a|`` at the same state (the
-        exploration noise); ``"replay_gap_selected"``: ``|a(e, g_{k*}) - replay(e, k*)|``, the action replay
+        a(e, g_k)|`` averaged over the other sources ``k`` (read it against :func:`actor_spread`'s
+        ``state_spread``); ``"replay_gap_selected"``: ``|a(e, g_{k*}) - replay(e, k*)|``, the action replay
         decoder's own action at ``z = 0``; ``"replay_gap_other"``: the same against the other sources'
         replay actions.
     """
@@ -148,31 +178,21 @@ def guidance_effect(agent, feature: torch.Tensor, task_index: torch.Tensor, *, s
     flat_k = task_index.reshape(-1)
     m, n = flat_k.shape[0], len(agent.source_tasks)
     z = flat_feature.new_zeros(m, vae.latent_dim)
-    torch.manual_seed(seed)
-
-    def act(guidance: torch.Tensor, exploration: ExplorationType) -> torch.Tensor:
-        with set_exploration_type(exploration):
-            return agent.actor(TensorDict({"feature": flat_feature, "guidance": guidance}, [m]))["action"]
-
-    actions, replays, sampled = [], [], None
-    for k in range(n):
-        replay_action, guidance = vae.decode_with_features(flat_feature, torch.full_like(flat_k, k), z)
-        actions.append(act(guidance, ExplorationType.DETERMINISTIC))
-        replays.append(replay_action)
+    actions, replays = [], []
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        for k in range(n):
+            replay_action, guidance = vae.decode_with_features(flat_feature, torch.full_like(flat_k, k), z)
+            actions.append(agent.actor(TensorDict({"feature": flat_feature, "guidance": guidance}, [m]))["action"])
+            replays.append(replay_action)
     actions, replays = torch.stack(actions), torch.stack(replays)  # [N, M, A]
     rows = torch.arange(m)
     selected, selected_replay = actions[flat_k, rows], replays[flat_k, rows]  # [M, A]
-    guidance_selected = vae.decode_with_features(flat_feature, flat_k, z)[1]
-    sampled = act(guidance_selected, ExplorationType.RANDOM)
     other = torch.ones(n, m, dtype=torch.bool)
     other[flat_k, rows] = False
-    perm = torch.randperm(m, generator=torch.Generator().manual_seed(seed))
     shift = (actions - selected).abs().mean(-1)  # [N, M]
     replay_gap = (replays - selected).abs().mean(-1)
     return {
         "other_source_shift": float(shift[other].mean()) if n > 1 else 0.0,
-        "state_spread": float((selected - selected[perm]).abs().mean()),
-        "sample_spread": float((sampled - selected).abs().mean()),
         "replay_gap_selected": float((selected_replay - selected).abs().mean()),
         "replay_gap_other": float(replay_gap[other].mean()) if n > 1 else float("nan"),
     }
@@ -186,24 +206,25 @@ def _strip(path: pathlib.Path, truth: torch.Tensor, prediction: torch.Tensor, co
 
 def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int = 50, context: int = 5,
                  seed: int = 0, device: str = "cpu") -> dict:
-    """The diagnostics of the module docstring for one finished Vid2Act run (or one of its ablations).
+    """The diagnostics of the module docstring for one finished run (the teacher parts for Vid2Act's agents).
 
     Args:
-        run_dir: a ``train`` run folder (``config.yaml``, ``checkpoint.pt``, ``replay/``) of an agent with
-            teachers (``vid2act``, ``no_guidance``, ``uniform_weights``).
+        run_dir: a ``train`` run folder (``config.yaml``, ``checkpoint.pt``, ``replay/``). DreamerV2 and the
+            other agents without teachers get the student's open-loop error, the actor and the loss terms.
         sequences, seq_len: windows ``[S, L]`` taken from the newest replay episodes.
         context: frames the posterior sees before the open-loop prediction.
         seed: seed of the window starts and of the teachers' posterior samples.
         device: where the restored agent runs.
 
     Returns:
-        ``{"env", "agent", "env_frames", "windows", "teacher_errors", "similarity_weight", "selected_share",
-        "loss_distill_on_windows", "guidance" (None without guidance), "model_loss_terms"}``; also written to
-        ``diagnostics/diagnostics_<env frames>.json`` in ``run_dir``.
+        ``{"env", "agent", "env_frames", "windows", "teacher_errors", "actor" (:func:`actor_spread`),
+        "model_loss_terms"}``, and with teachers ``"similarity_weight"``, ``"selected_share"``,
+        ``"loss_distill_on_windows"`` (None with ``alpha=0``), with guidance ``"guidance"``
+        (:func:`guidance_effect`); also written to ``diagnostics/diagnostics_<env frames>.json`` in ``run_dir``.
 
     Raises:
-        ValueError: the run's agent has no teachers (DreamerV2 and its baselines), or bad sizes; and what
-            :func:`~vid2act.agents.evaluate.restore_run` raises (missing config, checkpoint or teacher).
+        ValueError: bad sizes; and what :func:`~vid2act.agents.evaluate.restore_run` raises (missing config,
+            checkpoint or teacher).
         FileNotFoundError: the run has no replay store.
     """
     from vid2act.agents.checkpoint import atomic_write
@@ -216,9 +237,6 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
     finally:
         env.close()
-    if not hasattr(agent, "teachers"):
-        raise ValueError(f"{run_dir}: agent {cfg.agent.name!r} has no teachers to diagnose; pass a vid2act run "
-                         "(agent=vid2act, no_guidance or uniform_weights)")
     agent.eval()
     torch.manual_seed(seed)
     batch = replay_windows(run_dir / "replay", sequences=sequences, seq_len=seq_len, seed=seed).to(agent.device)
@@ -228,19 +246,26 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
                                               decode=False, sample=False)
         rows = batch.clone()
         rows.update(posterior.select("belief", "state", "feature"))
-        distill = agent.extra_model_losses(rows)
-    weights, task_index = rows["similarity_weights"], rows["task_index"]  # [S, L, N], [S, L]
-    share = torch.bincount(task_index.reshape(-1), minlength=len(agent.source_tasks)).float() / task_index.numel()
-    out = {
-        "env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames,
-        "windows": {"sequences": sequences, "seq_len": seq_len, "context": context, "seed": seed},
-        "teacher_errors": errors,
-        "similarity_weight": dict(zip(agent.source_tasks, weights.mean((0, 1)).tolist())),
-        "selected_share": dict(zip(agent.source_tasks, share.tolist())),
-        "loss_distill_on_windows": float(distill["loss_distill"]) if "loss_distill" in distill else None,
-        "guidance": guidance_effect(agent, rows["feature"], task_index, seed=seed) if agent._guidance_enabled else None,
-        "model_loss_terms": run_loss_terms(run_dir / "metrics" / "scalars"),
-    }
+        teachers = hasattr(agent, "teachers")
+        distill = agent.extra_model_losses(rows) if teachers else {}
+    feature = rows["feature"].reshape(-1, rows["feature"].shape[-1])
+    guided = teachers and agent._guidance_enabled
+    out = {"env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames,
+           "windows": {"sequences": sequences, "seq_len": seq_len, "context": context, "seed": seed},
+           "teacher_errors": errors}
+    if teachers:
+        weights, task_index = rows["similarity_weights"], rows["task_index"]  # [S, L, N], [S, L]
+        counts = torch.bincount(task_index.reshape(-1), minlength=len(agent.source_tasks))
+        out["similarity_weight"] = dict(zip(agent.source_tasks, weights.mean((0, 1)).tolist()))
+        out["selected_share"] = dict(zip(agent.source_tasks, (counts.float() / task_index.numel()).tolist()))
+        out["loss_distill_on_windows"] = float(distill["loss_distill"]) if "loss_distill" in distill else None
+    guidance = None
+    if guided:
+        z = feature.new_zeros(feature.shape[0], agent.action_vae.latent_dim)
+        guidance = agent.action_vae.decode_with_features(feature, task_index.reshape(-1), z)[1]
+        out["guidance"] = guidance_effect(agent, feature, task_index.reshape(-1))
+    out["actor"] = actor_spread(agent, feature, guidance, seed=seed)
+    out["model_loss_terms"] = run_loss_terms(run_dir / "metrics" / "scalars")
     folder = run_dir / "diagnostics"
     folder.mkdir(exist_ok=True)
     truth = batch["pixels"].cpu()

@@ -65,8 +65,9 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
     assert sum(report["selected_share"].values()) == pytest.approx(1.0)
     assert sum(report["similarity_weight"].values()) == pytest.approx(1.0, abs=1e-5)
     guidance = report["guidance"]
-    assert set(guidance) == {"other_source_shift", "state_spread", "sample_spread", "replay_gap_selected",
-                             "replay_gap_other"} and all(0 <= v <= 2 for v in guidance.values())
+    assert set(guidance) == {"other_source_shift", "replay_gap_selected", "replay_gap_other"}
+    assert set(report["actor"]) == {"state_spread", "sample_spread", "saturated_share"}
+    assert all(0 <= v <= 2 for v in (*guidance.values(), *report["actor"].values()))
     assert report["model_loss_terms"]["loss_distill"] > 0
     assert {p.name for p in (run / "diagnostics").iterdir()} == {
         f"diagnostics_{frames:08d}.json", "open_loop_student.png", *(f"open_loop_{t}.png" for t in SOURCES)}
