@@ -63,6 +63,15 @@ def test_pretrain_writes_only_into_out_dir_0644(tmp_path):
     assert (out / "teachers.pt").is_file() and _modes(out) == {}
 
 
+def test_collect_writes_only_the_dataset(tmp_path):
+    cwd, out = tmp_path / "cwd", tmp_path / "data" / "cartpole"
+    cwd.mkdir()
+    _cli("vid2act.agents.collect", "env=dmc/cartpole-balance", "policy=random", "episodes=1",
+         "env.max_episode_steps=5", f"out={out}", cwd=cwd)
+    assert list(cwd.iterdir()) == []  # no outputs/<date>/<time>/.hydra, no collect.log
+    assert (out / "manifest.json").is_file() and _modes(out) == {}
+
+
 def test_without_out_dir_the_run_folder_is_hydras(tmp_path):
     """The default is unchanged: ``outputs/<date>/<time>/`` holds Hydra's files and the run's."""
     proc = subprocess.run([sys.executable, "-m", "vid2act.agents.train", *TRAIN, "env_steps=5"], cwd=tmp_path, env=ENV,
