@@ -36,6 +36,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from vid2act.agents.errors import cli_errors
+from vid2act.agents.vid2act import Vid2ActAgent
 
 __all__ = ["actor_spread", "diagnose_run", "guidance_effect", "replay_windows", "teacher_errors"]
 
@@ -104,7 +105,7 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
         raise ValueError(f"teacher_errors: context must be in [1, {length - 1}], got {context}")
     args = (batch["pixels"], batch["prev_action"], batch["is_first"])
     models = [("student", agent.world_model, None)]
-    for i, task in enumerate(getattr(agent, "source_tasks", ())):
+    for i, task in enumerate(agent.source_tasks if isinstance(agent, Vid2ActAgent) else ()):
         model, label = agent.teachers.teacher_model(i)
         models.append((task, model, None if label is None else label.expand(*batch.shape, -1)))
     errors, predictions = {}, {}
@@ -246,7 +247,7 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
                                               decode=False, sample=False)
         rows = batch.clone()
         rows.update(posterior.select("belief", "state", "feature"))
-        teachers = hasattr(agent, "teachers")
+        teachers = isinstance(agent, Vid2ActAgent)
         distill = agent.extra_model_losses(rows) if teachers else {}
     feature = rows["feature"].reshape(-1, rows["feature"].shape[-1])
     guided = teachers and agent._guidance_enabled
