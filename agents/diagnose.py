@@ -4,7 +4,8 @@
 restores the run's checkpoint and takes ``sequences`` windows of ``seq_len`` rows from its last replay
 episodes (the target task's own frames, from the run's latest policy; row 0 of each window is treated as an
 episode start). It prints JSON, writes it to ``<run_dir>/diagnostics/diagnostics_<env frames>.json``, and
-writes open-loop strips (``open_loop_student.png``, ``open_loop_<source>.png``, one colour scale).
+writes open-loop strips on one colour scale: ``open_loop_student.png`` and, for Vid2Act,
+``open_loop_<source>.png`` of the teacher with the highest weight and of the one with the lowest error.
 
 * **Teachers on the target** (:func:`teacher_errors`): every teacher's (Vid2Act) and the student's open-loop
   video prediction of those windows (posterior on the first ``context`` frames, then the prior with the recorded
@@ -270,7 +271,13 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
     folder = run_dir / "diagnostics"
     folder.mkdir(exist_ok=True)
     truth = batch["pixels"].cpu()
-    for name, prediction in predictions.items():
+    drawn = ["student"]
+    if teachers:  # the teacher the weights favour, and the one that predicts the target best
+        best = min(agent.source_tasks, key=lambda t: errors[t]["open_loop"])
+        top = max(agent.source_tasks, key=lambda t: out["similarity_weight"][t])
+        drawn += [top] + ([best] if best != top else [])
+    for name in drawn:
+        prediction = predictions[name]
         _strip(folder / f"open_loop_{name}.png", truth, prediction.cpu(), context,
                f"{cfg.env.name} | {name} | open loop after {context} frames | error {errors[name]['open_loop']:.3f}")
     out = _json_safe(out)
