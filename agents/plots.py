@@ -125,7 +125,7 @@ def plot_series(ax, x, y, **kwargs):
     return line
 
 
-def legend_below(fig, axes=None, *, ncols: int | None = None, **kwargs):
+def legend_below(fig, axes=None, *, handles=None, ncols: int | None = None, **kwargs):
     """One figure legend below the panels (outside every axes), entries de-duplicated by label.
 
     The figure must use ``layout="constrained"`` (the legend then takes its own space).
@@ -133,18 +133,22 @@ def legend_below(fig, axes=None, *, ncols: int | None = None, **kwargs):
     Args:
         fig: the figure.
         axes: the axes whose labelled artists are listed (default: all).
+        handles: list these artists instead (e.g. proxy ``Line2D`` / ``Patch`` entries), by their labels.
         ncols: legend columns (default: as many as fit the figure's width, at most 4).
         **kwargs: further ``fig.legend`` arguments.
 
     Returns:
         The legend, or ``None`` when no artist has a label.
     """
+    if handles is not None:
+        pairs = [(h, h.get_label()) for h in handles]
+    else:
+        pairs = [pair for ax in (fig.axes if axes is None else axes) for pair in zip(*ax.get_legend_handles_labels())]
     handles, labels = [], []
-    for ax in fig.axes if axes is None else axes:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(h)
-                labels.append(label)
+    for h, label in pairs:
+        if label not in labels:
+            handles.append(h)
+            labels.append(label)
     if not labels:
         return None
     kwargs.setdefault("fontsize", 8)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vid2act.agents.plots import is_rate, metric_label, plot_series, save_figure, style_axes
+from vid2act.agents.plots import is_rate, legend_below, metric_label, plot_series, save_figure, set_suptitle, style_axes
 
 if TYPE_CHECKING:
     from vid2act.agents.report import Group, Summary
@@ -86,7 +86,7 @@ def plot_report(
     top = envs + (["."] if summaries else [])
     bottom = [f"final:{c}" for c in columns]
     height = 3.2 + 0.32 * len(agents) + 0.6
-    fig, axd = plt.subplot_mosaic([top, bottom], figsize=(4.8 * len(columns), height), layout="constrained",
+    fig, axd = plt.subplot_mosaic([top, bottom], figsize=(max(6.4, 4.8 * len(columns)), height), layout="constrained",
                                   height_ratios=[3.0, 0.9 + 0.32 * len(agents)])
     for env in envs:
         ax, cells = axd[env], [g for g in groups if g.env == env]
@@ -105,7 +105,7 @@ def plot_report(
     proxies = [Patch(color="grey", alpha=0.35, label="IQM (tick) and its 95% bootstrap CI (bar)"),
                Line2D([], [], color="grey", marker="D", markersize=4, label="mean ± std over seeds")]
     handles = [Line2D([], [], color=colors[a], marker="o", markersize=4, label=a) for a in agents] + proxies
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8, frameon=False)
+    legend_below(fig, handles=handles)
     seeds = sorted({s for g in groups for s in g.seeds})
-    fig.suptitle(f"{title or metric} | seeds {', '.join(map(str, seeds))} | curves: mean ± std over seeds")
+    set_suptitle(fig, f"{title or metric} | seeds {', '.join(map(str, seeds))} | curves: mean ± std over seeds")
     return save_figure(fig, out_png)
