@@ -174,3 +174,25 @@ def test_metric_labels_carry_units():
     assert metric_label("eval/length") == "episode length (env steps)"
     assert metric_label("train/similarity_weight/door-close").startswith("similarity weight")
     assert metric_label("train/loss_model_reco/door-close") == "loss" and not is_rate("eval/return")
+
+
+def test_legend_below_lists_given_proxies_once_inside_the_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from vid2act.agents.plots import legend_below
+
+    fig, ax = plt.subplots(figsize=(4.8, 3), layout="constrained")
+    ax.plot([0, 1], label="not listed: handles replace the axes' artists")
+    proxies = [Line2D([], [], label="vid2act"), Line2D([], [], label="vid2act"),
+               Patch(label="IQM (tick) and its 95% bootstrap CI (bar)")]
+    legend = legend_below(fig, handles=proxies)
+    assert [t.get_text() for t in legend.get_texts()] == ["vid2act", "IQM (tick) and its 95% bootstrap CI (bar)"]
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width  # not cut at the figure's edges
+    plt.close(fig)
