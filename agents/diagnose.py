@@ -48,6 +48,16 @@ def replay_windows(replay_dir: str | os.PathLike, *, sequences: int, seq_len: in
     One window per episode, from the newest episodes backwards, at a start drawn uniformly (``seed``);
     ``is_first`` is set at row 0 of each window (the model starts there from its initial latent).
 
+    Args:
+        replay_dir: the run's ``replay/`` folder (an offline dataset written while training).
+        sequences: ``S``, windows (one per episode).
+        seq_len: ``L``, rows per window (env steps).
+        seed: seed of the window starts.
+
+    Returns:
+        TensorDict ``[S, L]``: ``pixels`` uint8 ``[S, L, 3, 64, 64]``, ``prev_action`` ``[S, L, A]``,
+        ``is_first`` bool ``[S, L, 1]``.
+
     Raises:
         FileNotFoundError: no replay store in ``replay_dir``.
         ValueError: non-positive sizes, fewer than ``sequences`` episodes, or episodes shorter than
@@ -104,22 +114,21 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
     length = batch.shape[1]
     if not 1 <= context <= length - 1:
         raise ValueError(f"teacher_errors: context must be in [1, {length - 1}], got {context}")
-    args = (batch["pixels"], batch["prev_action"], batch["is_first"])
+    pixels, prev_action, is_first = batch["pixels"], batch["prev_action"], batch["is_first"]
     models = [("student", agent.world_model, None)]
     for i, task in enumerate(agent.source_tasks if isinstance(agent, Vid2ActAgent) else ()):
         model, label = agent.teachers.teacher_model(i)
         models.append((task, model, None if label is None else label.expand(*batch.shape, -1)))
     errors, predictions = {}, {}
     for name, model, label in models:
-        action = args[1]
-        if model.action_dim > action.shape[-1]:  # teachers of wider-action sources: zero-padded, as in training
-            action = torch.nn.functional.pad(action, (0, model.action_dim - action.shape[-1]))
-        frames = open_loop_prediction(model, args[0], action, args[2], context=context, task_label=label)
-        per_row = _pixel_error(frames, args[0])
+        # teachers of wider-action sources see zero-padded actions, as in training
+        action = torch.nn.functional.pad(prev_action, (0, model.action_dim - prev_action.shape[-1]))
+        frames = open_loop_prediction(model, pixels, action, is_first, context=context, task_label=label)
+        per_row = _pixel_error(frames, pixels)
         errors[name] = {"context": float(per_row[:context].mean()), "open_loop": float(per_row[context:].mean())}
         predictions[name] = frames
-    truth = args[0][:, context:]
-    hold = args[0][:, context - 1:context].expand_as(truth)  # the last context frame, held still
+    truth = pixels[:, context:]
+    hold = pixels[:, context - 1:context].expand_as(truth)  # the last context frame, held still
     errors["hold_last_frame"] = {"context": 0.0, "open_loop": float(_pixel_error(hold, truth).mean())}
     return errors, predictions
 
@@ -234,11 +243,8 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
     from vid2act.agents.transfer_report import run_loss_terms
 
     run_dir = pathlib.Path(run_dir)
-    cfg, env, agent, state = restore_run(run_dir, device=device)
-    try:
-        frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
-    finally:
-        env.close()
+    cfg, env, agent, _, frames = restore_run(run_dir, device=device)
+    env.close()  # built for the action dim only
     agent.eval()
     torch.manual_seed(seed)
     batch = replay_windows(run_dir / "replay", sequences=sequences, seq_len=seq_len, seed=seed).to(agent.device)

@@ -115,10 +115,10 @@ def restore_run(run_dir: str | os.PathLike, *, env_seed: int | None = None, devi
         device: learner device for the restored agent (checked: ``"auto"`` resolves to CUDA if present).
 
     Returns:
-        ``(cfg, env, agent, state)``: the upgraded run config, an unbatched env at the run's options
-        (close it), the agent with the checkpoint's weights, and the checkpoint dict (``env_steps``,
-        ``updates``, ...). The agent is built as in training, so a Vid2Act run's teacher and source
-        data must still be where the run found them.
+        ``(cfg, env, agent, state, env_frames)``: the upgraded run config, an unbatched env at the run's
+        options (close it), the agent with the checkpoint's weights, the checkpoint dict (``env_steps``,
+        ``updates``, ...) and the env frames it covers (env steps x action repeat). The agent is built as
+        in training, so a Vid2Act run's teacher and source data must still be where the run found them.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no ``config.yaml`` (runs trained before it was written: rerun
@@ -156,7 +156,8 @@ def restore_run(run_dir: str | os.PathLike, *, env_seed: int | None = None, devi
     except BaseException:
         env.close()
         raise
-    return cfg, env, agent, state
+    frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
+    return cfg, env, agent, state, frames
 
 
 def evaluate_run(
@@ -193,10 +194,9 @@ def evaluate_run(
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got episodes={episodes}: pass episodes>=1")
     run_dir = pathlib.Path(run_dir)
-    cfg, env, agent, state = restore_run(run_dir, env_seed=seed, device=device)
+    cfg, env, agent, state, frames = restore_run(run_dir, env_seed=seed, device=device)
     eval_seed = cfg.seed + 10_000 if seed is None else seed
     try:
-        frames = int(state["env_steps"]) * int(getattr(env, "action_repeat", cfg.env.action_repeat or 1))
         env = with_agent_transforms(env, agent)
         policy = agent.policy(explore=False)
         torch.manual_seed(eval_seed)
