@@ -68,7 +68,7 @@ def _run_labels(run_dir: pathlib.Path) -> tuple[str, str, int] | None:
     checkpoint's metadata."""
     from omegaconf import OmegaConf
 
-    from vid2act.agents.train import agent_variant
+    from vid2act.agents.train import agent_variant, variant_knobs
 
     # The run's own config.yaml (train writes it once its checks passed) comes first: Hydra rewrites .hydra/ at
     # every call in the folder, a refused resume with other settings included.
@@ -81,7 +81,8 @@ def _run_labels(run_dir: pathlib.Path) -> tuple[str, str, int] | None:
         same_call = cfg_path == hydra_cfg_path or (
             hydra_cfg_path.exists() and _labels_of(OmegaConf.load(hydra_cfg_path)) == _labels_of(cfg))
         if hydra_path.exists() and same_call:  # the agent= choice names the ablation (no_distill = dreamerv2 config)
-            agent = OmegaConf.load(hydra_path).hydra.runtime.choices.get("agent", agent)
+            choice = OmegaConf.load(hydra_path).hydra.runtime.choices.get("agent")
+            agent = agent if choice is None else f"{choice}{variant_knobs(cfg.agent)}"
         return str(cfg.env.name), str(agent), int(cfg.seed)
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists():

@@ -23,23 +23,56 @@ from vid2act.agents.errors import cli_errors
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESUMABLE_SETTINGS", "agent_variant", "build_agent", "env_options", "env_render_quality", "record_resume",
-           "resume_changes", "resume_options", "run_config", "run_meta", "run_training", "write_run_config"]
+__all__ = ["RESUMABLE_SETTINGS", "VARIANT_KNOBS", "agent_variant", "build_agent", "env_options", "env_render_quality", "record_resume",
+           "resume_changes", "resume_options", "run_config", "run_meta", "run_training", "variant_knobs",
+           "write_run_config"]
+
+
+# Vid2Act's method knobs (the distillation weight, the weight floor, the teachers' input, the heads' sizes). A run
+# that sets one away from its default is its own variant in reports, so it is never averaged with default runs.
+VARIANT_KNOBS = ("alpha", "weight_floor", "teacher_input", "weight_hidden_dims", "distill_hidden_dims")
+
+
+def variant_knobs(agent_cfg) -> str:
+    """The Vid2Act knobs an agent config sets away from their defaults, as a label suffix.
+
+    ``alpha`` counts only away from 0 and 1 (``alpha=0`` is the ``vid2act_alpha0`` ablation). Other agents
+    have no knobs here.
+
+    Returns:
+        ``""`` for default knobs, else e.g. ``"[alpha=0.01,weight_floor=0.1]"`` (in :data:`VARIANT_KNOBS`
+        order).
+    """
+    if str(agent_cfg.name) != "vid2act":
+        return ""
+    from vid2act.agents.schemas import Vid2ActConfig
+
+    defaults, set_knobs = Vid2ActConfig(), []
+    for knob in VARIANT_KNOBS:
+        value = agent_cfg.get(knob, getattr(defaults, knob))
+        value = list(value) if knob.endswith("_dims") else value
+        default = getattr(defaults, knob)
+        if knob == "alpha" and float(value) in (0.0, float(default)):
+            continue
+        if value != default:
+            set_knobs.append(f"{knob}={value:g}" if isinstance(value, float) else f"{knob}={value}")
+    return f"[{','.join(set_knobs)}]" if set_knobs else ""
 
 
 def agent_variant(agent_cfg) -> str:
     """The variant an agent config describes: ``dreamerv2``, ``finetune``, ``vid2act`` or an ablation
-    (``uniform_weights``, ``no_guidance``, ``vid2act_alpha0`` for Vid2Act with ``alpha=0``)."""
+    (``uniform_weights``, ``no_guidance``, ``vid2act_alpha0`` for Vid2Act with ``alpha=0``), followed by
+    :func:`variant_knobs` (e.g. ``vid2act[alpha=0.01]``)."""
     name = str(agent_cfg.name)
     if name != "vid2act":
         return name
     if float(agent_cfg.get("alpha", 1.0)) == 0:
-        return "vid2act_alpha0"
-    if agent_cfg.get("weights", "learned") == "uniform":
-        return "uniform_weights"
-    if not agent_cfg.get("guidance", True):
-        return "no_guidance"
-    return name
+        name = "vid2act_alpha0"
+    elif agent_cfg.get("weights", "learned") == "uniform":
+        name = "uniform_weights"
+    elif not agent_cfg.get("guidance", True):
+        name = "no_guidance"
+    return name + variant_knobs(agent_cfg)
 
 
 def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch.device):

@@ -124,3 +124,30 @@ def test_the_runs_own_config_wins_over_a_later_refused_call_in_its_folder(tmp_pa
     OmegaConf.save(refused, run / ".hydra" / "config.yaml")
     OmegaConf.save({"hydra": {"runtime": {"choices": {"agent": "vid2act"}}}}, run / ".hydra" / "hydra.yaml")
     assert _run_labels(run) == ("dmc/cartpole-balance", "dreamerv2", 0)
+
+
+def test_a_vid2act_knob_set_away_from_its_default_is_its_own_variant(tmp_path):
+    """``agent.alpha=0.01`` runs are grouped apart from default Vid2Act runs, also under the ``agent=`` choice."""
+    from vid2act.agents.report import _run_labels
+
+    default = _run(tmp_path, "metaworld/door-lock", "vid2act", 0, [(1000, 1.0)], alpha=1.0)
+    knob = _run(tmp_path, "metaworld/door-lock", "vid2act_knob", 0, [(1000, 2.0)], alpha=0.01, weight_floor=0.1)
+    OmegaConf.save({"hydra": {"runtime": {"choices": {"agent": "vid2act"}}}}, knob / ".hydra" / "hydra.yaml")
+    cfg = OmegaConf.load(knob / ".hydra" / "config.yaml")
+    cfg.agent.name = "vid2act"
+    OmegaConf.save(cfg, knob / ".hydra" / "config.yaml")
+    assert _run_labels(default) == ("metaworld/door-lock", "vid2act", 0)
+    assert _run_labels(knob) == ("metaworld/door-lock", "vid2act[alpha=0.01,weight_floor=0.1]", 0)
+    assert sorted(r.agent for r in find_runs(tmp_path)) == ["vid2act", "vid2act[alpha=0.01,weight_floor=0.1]"]
+
+
+def test_variant_knobs_leave_named_ablations_and_other_agents_alone():
+    from vid2act.agents.train import agent_variant
+
+    assert agent_variant(OmegaConf.create({"name": "vid2act", "alpha": 0.0})) == "vid2act_alpha0"
+    assert agent_variant(OmegaConf.create({"name": "vid2act", "weights": "uniform"})) == "uniform_weights"
+    assert agent_variant(OmegaConf.create({"name": "vid2act", "guidance": False, "teacher_input": "student_state"})) \
+        == "no_guidance[teacher_input=student_state]"
+    assert agent_variant(OmegaConf.create({"name": "vid2act", "distill_hidden_dims": [64]})) \
+        == "vid2act[distill_hidden_dims=[64]]"
+    assert agent_variant(OmegaConf.create({"name": "dreamerv2", "alpha": 0.5})) == "dreamerv2"
