@@ -6,6 +6,9 @@ episodes (the target task's own frames, from the run's latest policy; row 0 of e
 episode start). It prints JSON, writes it to ``<run_dir>/diagnostics/diagnostics_<env frames>.json``, and
 writes open-loop strips on one colour scale: ``open_loop_student.png`` and, for Vid2Act,
 ``open_loop_<source>.png`` of the teacher with the highest weight and of the one with the lowest error.
+``windows_from=<other train run>`` takes the windows from that run's replay instead (files ``..._on_<its
+agent>_seed<its seed>``): two runs' models are then scored on the same frames, which their own replays,
+recorded by different policies, are not.
 
 * **Teachers on the target** (:func:`teacher_errors`): every teacher's (Vid2Act) and the student's open-loop
   video prediction of those windows (posterior on the first ``context`` frames, then the prior with the recorded
@@ -215,8 +218,24 @@ def _strip(path: pathlib.Path, truth: torch.Tensor, prediction: torch.Tensor, co
     save_open_loop_strip(path, truth[:2, :30], prediction[:2, :30], context=context, title=title, error_max=0.5)
 
 
+def _windows_tag(run_dir: pathlib.Path, windows_from: pathlib.Path) -> str:
+    """``<agent>_seed<seed>`` of the run whose replay gives the windows (its folder name without labels).
+
+    Raises:
+        ValueError: the two runs' configs name different envs.
+    """
+    from vid2act.agents.run_labels import run_labels
+
+    labels, own = run_labels(windows_from), run_labels(run_dir)
+    if labels is not None and own is not None and labels.env != own.env:
+        raise ValueError(f"windows_from={windows_from} is a run of {labels.env}, run_dir={run_dir} of {own.env}: "
+                         f"pass a run of the same env")
+    tag = windows_from.name if labels is None else f"{labels.agent}_seed{labels.seed}"
+    return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in tag)
+
+
 def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int = 50, context: int = 5,
-                 seed: int = 0, device: str = "cpu") -> dict:
+                 seed: int = 0, device: str = "cpu", windows_from: str | os.PathLike | None = None) -> dict:
     """The diagnostics of the module docstring for one finished run (the teacher parts for Vid2Act's agents).
 
     Args:
@@ -226,6 +245,9 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         context: frames the posterior sees before the open-loop prediction.
         seed: seed of the window starts and of the teachers' posterior samples.
         device: where the restored agent runs.
+        windows_from: another ``train`` run folder of the same env whose replay gives the windows (``None``:
+            this run's). Outputs are then named ``diagnostics_<env frames>_on_<tag>.json`` and
+            ``open_loop_<name>_on_<tag>.png``, ``tag`` = that run's ``<agent>_seed<seed>``.
 
     Returns:
         ``{"env", "agent", "env_frames", "windows", "teacher_errors", "actor" (:func:`actor_spread`),
@@ -234,20 +256,24 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         (:func:`guidance_effect`); also written to ``diagnostics/diagnostics_<env frames>.json`` in ``run_dir``.
 
     Raises:
-        ValueError: bad sizes; and what :func:`~vid2act.agents.evaluate.restore_run` raises (missing config,
-            checkpoint or teacher).
-        FileNotFoundError: the run has no replay store.
+        ValueError: bad sizes, ``windows_from`` of another env; and what
+            :func:`~vid2act.agents.evaluate.restore_run` raises (missing config, checkpoint or teacher).
+        FileNotFoundError: the run (or ``windows_from``) has no replay store.
     """
     from vid2act.agents.checkpoint import atomic_write
     from vid2act.agents.evaluate import restore_run
     from vid2act.agents.transfer_report import run_loss_terms
 
     run_dir = pathlib.Path(run_dir)
+    source = run_dir if windows_from is None else pathlib.Path(windows_from)
+    if windows_from is not None and not (source / "replay" / "manifest.json").is_file():  # before the restore
+        raise FileNotFoundError(f"{source / 'replay'}: no replay store (manifest.json); pass the folder of a train run")
+    suffix = "" if windows_from is None else f"_on_{_windows_tag(run_dir, source)}"
     cfg, env, agent, _, frames = restore_run(run_dir, device=device)
     env.close()  # built for the action dim only
     agent.eval()
     torch.manual_seed(seed)
-    batch = replay_windows(run_dir / "replay", sequences=sequences, seq_len=seq_len, seed=seed).to(agent.device)
+    batch = replay_windows(source / "replay", sequences=sequences, seq_len=seq_len, seed=seed).to(agent.device)
     errors, predictions = teacher_errors(agent, batch, context=context)
     with torch.no_grad():
         posterior = agent.world_model.compute(batch["pixels"], batch["prev_action"], batch["is_first"],
@@ -259,7 +285,8 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
     feature = rows["feature"].reshape(-1, rows["feature"].shape[-1])
     guided = teachers and agent._guidance_enabled
     out = {"env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames,
-           "windows": {"sequences": sequences, "seq_len": seq_len, "context": context, "seed": seed},
+           "windows": {"sequences": sequences, "seq_len": seq_len, "context": context, "seed": seed,
+                       "from": str(source)},
            "teacher_errors": errors}
     if teachers:
         weights, task_index = rows["similarity_weights"], rows["task_index"]  # [S, L, N], [S, L]
@@ -284,11 +311,11 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         drawn += [top] + ([best] if best != top else [])
     for name in drawn:
         prediction = predictions[name]
-        _strip(folder / f"open_loop_{name}.png", truth, prediction.cpu(), context,
+        _strip(folder / f"open_loop_{name}{suffix}.png", truth, prediction.cpu(), context,
                f"{cfg.env.name} | {name} | open loop after {context} frames | error {errors[name]['open_loop']:.3f}")
     out = _json_safe(out)
     text = json.dumps(out, indent=1, allow_nan=False)
-    atomic_write(folder / f"diagnostics_{frames:08d}.json", lambda f: f.write(text), binary=False)
+    atomic_write(folder / f"diagnostics_{frames:08d}{suffix}.json", lambda f: f.write(text), binary=False)
     return out
 
 
@@ -308,7 +335,7 @@ def main(cfg) -> None:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     result = diagnose_run(cfg.run_dir, sequences=cfg.sequences, seq_len=cfg.seq_len, context=cfg.context,
-                          seed=cfg.seed, device=cfg.device)
+                          seed=cfg.seed, device=cfg.device, windows_from=cfg.windows_from)
     print(json.dumps(result, indent=1))
 
 

@@ -388,6 +388,8 @@ class EvaluateConfig:
         video: write the first episode as ``videos/final_eval_<env frames>.gif``.
         device: device of the restored agent (``"auto"``: CUDA if available).
         torch_threads: CPU threads of torch (``None``: torch's default).
+        windows_from: another train run of the same env whose replay gives the windows (``None``: the run's
+            own), to score two runs' models on the same frames.
     """
 
     run_dir: str = MISSING
@@ -410,6 +412,8 @@ class DiagnoseConfig:
         seed: seed of the window starts and of the teachers' posterior samples.
         device: device of the restored agent (``"auto"``: CUDA if available).
         torch_threads: CPU threads of torch (``None``: torch's default).
+        windows_from: another train run of the same env whose replay gives the windows (``None``: the run's
+            own), to score two runs' models on the same frames.
     """
 
     run_dir: str = MISSING
@@ -419,6 +423,7 @@ class DiagnoseConfig:
     seed: int = 0
     device: str = "cpu"
     torch_threads: Optional[int] = None
+    windows_from: Optional[str] = None
 
 
 def _or(value, default):

@@ -48,3 +48,16 @@ def test_bad_windows_are_clear_errors(tmp_path):
 def test_a_run_without_config_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.yaml not found"):
         diagnose_run(tmp_path)
+
+
+def test_windows_from_another_env_or_without_replay_are_clear_errors(tmp_path):
+    from omegaconf import OmegaConf
+
+    for name, env in (("run", "metaworld/door-lock"), ("other", "metaworld/drawer-open")):
+        (tmp_path / name).mkdir()
+        OmegaConf.save({"env": {"name": env}, "agent": {"name": "dreamerv2"}, "seed": 0}, tmp_path / name / "config.yaml")
+    with pytest.raises(FileNotFoundError, match="no replay store"):
+        diagnose_run(tmp_path / "run", windows_from=tmp_path / "other")
+    _store(tmp_path / "other" / "replay", [30])
+    with pytest.raises(ValueError, match="is a run of metaworld/drawer-open.*pass a run of the same env"):
+        diagnose_run(tmp_path / "run", windows_from=tmp_path / "other")

@@ -73,3 +73,11 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
     best = min(SOURCES, key=lambda t: report["teacher_errors"][t]["open_loop"])
     assert {p.name for p in (run / "diagnostics").iterdir()} == {
         f"diagnostics_{frames:08d}.json", "open_loop_student.png", f"open_loop_{top}.png", f"open_loop_{best}.png"}
+
+    # windows from a named run (here the same one): the same windows, so the same numbers, under its tag
+    stdout = _run("vid2act.agents.diagnose", f"run_dir={run}", f"windows_from={run}", "sequences=2", "seq_len=12",
+                  "context=3", "torch_threads=1", cwd=tmp_path)
+    again = json.loads(stdout[stdout.index("{"):])
+    assert again["teacher_errors"] == report["teacher_errors"] and again["windows"]["from"] == str(run)
+    assert (run / "diagnostics" / f"diagnostics_{frames:08d}_on_vid2act_seed0.json").is_file()
+    assert (run / "diagnostics" / "open_loop_student_on_vid2act_seed0.png").is_file()
