@@ -13,7 +13,9 @@ beside the mean ± std). For another metric than ``eval/return`` the files are `
 (``report_eval_success.md``). Where an env has ``baseline=`` (DreamerV2) runs, ``report.md`` adds each other
 agent's area under the curve and its ratio to the baseline's with a 95% bootstrap interval, and which source
 the Vid2Act runs weight and act with (``report_weights.png``: the weights over time);
-:mod:`vid2act.agents.transfer_report`. IQM and intervals: :mod:`vid2act.agents.interval_estimates` (rliable's method in
+:mod:`vid2act.agents.transfer_report`. Runs that ``diagnose`` has seen add a diagnostics table (means over
+seeds) and, for ``windows_from=`` files, each model's error on another run's frames;
+:mod:`vid2act.agents.diagnostics_report`. IQM and intervals: :mod:`vid2act.agents.interval_estimates` (rliable's method in
 numpy). With 3 seeds the IQM is the mean (nothing is trimmed) and the interval is wide: more seeds narrow it.
 """
 
@@ -263,8 +265,14 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
     Where an env has ``baseline`` runs, the report adds every other agent's area under the curve against the
     baseline's (ratio with a 95% bootstrap interval) and, for runs that logged similarity weights, which
     source each target picks (table, and ``report_weights.png`` over time); see
-    :mod:`vid2act.agents.transfer_report`.
+    :mod:`vid2act.agents.transfer_report`. Runs with ``diagnose`` output add a diagnostics table (and the
+    cross-replay table of ``windows_from=`` files); see :mod:`vid2act.agents.diagnostics_report`.
+
+    Raises:
+        ValueError: a diagnostics file that is not JSON or lacks a field (the message names the file).
     """
+    from vid2act.agents.diagnostics_report import (cross_replay_rows, diagnostic_summaries,
+                                                   format_cross_replay_table, format_diagnostics_table)
     from vid2act.agents.transfer_report import (compare_auc, format_auc_table, format_loss_table,
                                                 format_source_table, model_loss_terms, plot_weights_over_time,
                                                 source_choices)
@@ -294,6 +302,17 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
         sections.append("## Model-loss terms\n\nEach world-model loss term as optimised (scales and alpha applied), "
                         "averaged over the last 20% of the logged env frames, then over seeds; distill share: "
                         f"loss_distill over their sum.\n\n{format_loss_table(losses)}\n")
+    diagnostics, cross = diagnostic_summaries(records), cross_replay_rows(records)
+    if diagnostics:
+        sections.append("## Diagnostics\n\nFrom each run's newest `diagnostics/diagnostics_<frames>.json` "
+                        "(`python -m vid2act.agents.diagnose`), means over seeds. Errors: open-loop mean absolute "
+                        "pixel error on [0, 1] on the run's own replay windows; guidance shift and action spread: "
+                        "mean absolute change of the deterministic action per dimension (with another source's "
+                        "guidance; across states); actions at the bounds: share with |a| > 0.99.\n\n"
+                        f"{format_diagnostics_table(diagnostics)}\n")
+    if cross:
+        sections.append("## World models on another run's frames\n\nFrom `diagnose windows_from=<run>`: the same "
+                        f"frames scored by two runs' models.\n\n{format_cross_replay_table(cross)}\n")
     (root / f"{stem}.md").write_text("\n".join(sections))
     content = {"metric": metric, "groups": [
         {"env": g.env, "agent": g.agent, "seeds": g.seeds, "frames": g.frames.tolist(), "mean": g.mean.tolist(),
@@ -309,7 +328,13 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
                            "final_weight": c.final_weight.tolist(), "acting_share": c.acting_share.tolist(),
                            "top_weight": c.top_weight, "top_acting": c.top_acting, "agree": c.agree}
                           for c in choices],
-        "model_loss_terms": [{"env": g.env, "agent": g.agent, "seeds": g.seeds, **g.terms} for g in losses]}
+        "model_loss_terms": [{"env": g.env, "agent": g.agent, "seeds": g.seeds, **g.terms} for g in losses],
+        "diagnostics": [{"env": g.env, "agent": g.agent, "seeds": g.seeds, "env_frames": g.env_frames,
+                         **{k: _finite(v) for k, v in g.means.items()}, "best_teacher": g.best_teacher,
+                         "top_teacher": g.top_teacher} for g in diagnostics],
+        "cross_replay": [{"env": r.env, "agent": r.agent, "seed": r.seed, "frames_of": r.frames_of,
+                          "open_loop": _finite(r.open_loop), "own_open_loop": _finite(r.own_open_loop)}
+                         for r in cross]}
     (root / f"{stem}.json").write_text(json.dumps(content, indent=1))
     plot_report(groups, metric, root / f"{stem}.png", summaries=summaries, title=f"{root.name}: {metric}")
     plot_weights_over_time(records, choices, root / "report_weights.png", title=f"{root.name}: similarity weights")
