@@ -252,7 +252,9 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
     Returns:
         ``{"env", "agent", "env_frames", "windows", "teacher_errors", "actor" (:func:`actor_spread`),
         "model_loss_terms"}``, and with teachers ``"similarity_weight"``, ``"selected_share"``,
-        ``"loss_distill_on_windows"`` (None with ``alpha=0``), with guidance ``"guidance"``
+        ``"loss_distill_on_windows"`` (None with ``alpha=0``), ``"distill_error"`` (per teacher, the mean
+        ``||e_t - f_distill(s_t^i)||^2`` on the windows: the distance the weights are trained on), with
+        guidance ``"guidance"``
         (:func:`guidance_effect`); also written to ``diagnostics/diagnostics_<env frames>.json`` in ``run_dir``.
 
     Raises:
@@ -294,6 +296,7 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         out["similarity_weight"] = dict(zip(agent.source_tasks, weights.mean((0, 1)).tolist()))
         out["selected_share"] = dict(zip(agent.source_tasks, (counts.float() / task_index.numel()).tolist()))
         out["loss_distill_on_windows"] = float(distill["loss_distill"]) if "loss_distill" in distill else None
+        out["distill_error"] = dict(zip(agent.source_tasks, agent._distill_diagnostics["distill_error"].tolist()))
     guidance = None
     if guided:
         z = feature.new_zeros(feature.shape[0], agent.action_vae.latent_dim)

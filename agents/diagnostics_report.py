@@ -41,6 +41,8 @@ class RunDiagnostics:
         hold_last_frame: the error of holding the last observed frame still.
         best_teacher / best_teacher_error: the teacher with the lowest open-loop error (Vid2Act runs).
         top_teacher / top_teacher_error: the teacher with the highest similarity weight, and its error.
+        nearest_teacher: the teacher with the smallest distillation distance ``||e_t - f_distill(s_t^i)||^2``
+            on the windows (the distance the weights are trained on; ``None`` in files that lack it).
         guidance_shift: mean absolute change of the deterministic action per dimension when another
             source's guidance replaces the selected one's.
         state_spread: the deterministic action's spread over states (same units).
@@ -54,6 +56,7 @@ class RunDiagnostics:
     best_teacher_error: float
     top_teacher: str | None
     top_teacher_error: float
+    nearest_teacher: str | None
     guidance_shift: float
     state_spread: float
     saturated_share: float
@@ -81,12 +84,14 @@ def _parse(d: dict, path: pathlib.Path) -> RunDiagnostics:
         weights = d.get("similarity_weight") or {}
         best = min(teachers, key=teachers.get) if teachers else None
         top = max(weights, key=weights.get) if weights else None
+        distances = d.get("distill_error") or {}
+        nearest = min(distances, key=distances.get) if distances else None
         guidance = d.get("guidance") or {}
         return RunDiagnostics(
             env_frames=int(d["env_frames"]), open_loop=errors["student"],
             hold_last_frame=errors.get("hold_last_frame", nan),
             best_teacher=best, best_teacher_error=teachers[best] if best else nan,
-            top_teacher=top, top_teacher_error=teachers.get(top, nan) if top else nan,
+            top_teacher=top, top_teacher_error=teachers.get(top, nan) if top else nan, nearest_teacher=nearest,
             guidance_shift=float(guidance.get("other_source_shift", nan)),
             state_spread=float(actor.get("state_spread", nan)),
             saturated_share=float(actor.get("saturated_share", nan)))
@@ -113,7 +118,8 @@ def run_diagnostics(run_dir: str | pathlib.Path) -> RunDiagnostics | None:
 class DiagnosticSummary:
     """One (env, agent) group: every number of :class:`RunDiagnostics` averaged over its seeds.
 
-    ``best_teacher`` / ``top_teacher`` count the seeds per teacher name (``{"door-close": 2, ...}``).
+    ``best_teacher`` / ``top_teacher`` / ``nearest_teacher`` count the seeds per teacher name
+    (``{"door-close": 2, ...}``).
     """
 
     env: str
@@ -123,6 +129,7 @@ class DiagnosticSummary:
     means: dict[str, float]
     best_teacher: dict[str, int]
     top_teacher: dict[str, int]
+    nearest_teacher: dict[str, int]
 
 
 _MEANS = ("open_loop", "hold_last_frame", "best_teacher_error", "top_teacher_error", "guidance_shift",
@@ -150,7 +157,8 @@ def diagnostic_summaries(records: list[RunRecord]) -> list[DiagnosticSummary]:
             means[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
         out.append(DiagnosticSummary(env, agent, [s for s, _ in kept], [d.env_frames for _, d in kept], means,
                                      _counts([d.best_teacher for _, d in kept]),
-                                     _counts([d.top_teacher for _, d in kept])))
+                                     _counts([d.top_teacher for _, d in kept]),
+                                     _counts([d.nearest_teacher for _, d in kept])))
     return out
 
 
@@ -165,13 +173,14 @@ def _names(counts: dict[str, int], seeds: int) -> str:
 def format_diagnostics_table(groups: list[DiagnosticSummary]) -> str:
     """Markdown: per env and agent, the diagnostics' means over seeds (``-`` where a part does not apply)."""
     lines = ["| env | agent | open-loop error | hold last frame | best teacher (seeds) | its error | "
-             "top-weighted teacher (seeds) | its error | guidance shift | action spread over states | "
-             "actions at the bounds | seeds |", "|---|---|" + "---|" * 10]
+             "top-weighted teacher (seeds) | its error | nearest teacher in feature space (seeds) | guidance shift | "
+             "action spread over states | actions at the bounds | seeds |", "|---|---|" + "---|" * 11]
     for g in groups:
         m, n = g.means, len(g.seeds)
         lines.append(f"| {g.env} | {g.agent} | {_f(m['open_loop'])} | {_f(m['hold_last_frame'])} | "
                      f"{_names(g.best_teacher, n)} | {_f(m['best_teacher_error'])} | {_names(g.top_teacher, n)} | "
-                     f"{_f(m['top_teacher_error'])} | {_f(m['guidance_shift'], 3)} | {_f(m['state_spread'], 3)} | "
+                     f"{_f(m['top_teacher_error'])} | {_names(g.nearest_teacher, n)} | {_f(m['guidance_shift'], 3)} | "
+                     f"{_f(m['state_spread'], 3)} | "
                      f"{_f(m['saturated_share'], 2)} | {n} |")
     return "\n".join(lines)
 

@@ -306,7 +306,8 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
     if diagnostics:
         sections.append("## Diagnostics\n\nFrom each run's newest `diagnostics/diagnostics_<frames>.json` "
                         "(`python -m vid2act.agents.diagnose`), means over seeds. Errors: open-loop mean absolute "
-                        "pixel error on [0, 1] on the run's own replay windows; guidance shift and action spread: "
+                        "pixel error on [0, 1] on the run's own replay windows; nearest teacher: smallest distillation "
+                        "distance ||e - f_distill(s_i)||^2 (what the weights are trained on); guidance shift and action spread: "
                         "mean absolute change of the deterministic action per dimension (with another source's "
                         "guidance; across states); actions at the bounds: share with |a| > 0.99.\n\n"
                         f"{format_diagnostics_table(diagnostics)}\n")
@@ -331,7 +332,7 @@ def run_report(runs: str | pathlib.Path, metric: str = "eval/return", baseline: 
         "model_loss_terms": [{"env": g.env, "agent": g.agent, "seeds": g.seeds, **g.terms} for g in losses],
         "diagnostics": [{"env": g.env, "agent": g.agent, "seeds": g.seeds, "env_frames": g.env_frames,
                          **{k: _finite(v) for k, v in g.means.items()}, "best_teacher": g.best_teacher,
-                         "top_teacher": g.top_teacher} for g in diagnostics],
+                         "top_teacher": g.top_teacher, "nearest_teacher": g.nearest_teacher} for g in diagnostics],
         "cross_replay": [{"env": r.env, "agent": r.agent, "seed": r.seed, "frames_of": r.frames_of,
                           "open_loop": _finite(r.open_loop), "own_open_loop": _finite(r.own_open_loop)}
                          for r in cross]}

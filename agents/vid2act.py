@@ -237,7 +237,10 @@ class Vid2ActAgent(DreamerAgent):
 
         Returns:
             The :class:`DreamerAgent` metrics plus ``loss_distill``, ``loss_replay_*``, the mean similarity
-            weight of every teacher ``similarity_weight/<i>`` and how often each is selected.
+            weight of every teacher ``similarity_weight/<i>``, how often each is selected
+            (``selected_task_freq/<i>``) and its distance to the student, ``distill_error/<i>``: the mean over
+            batch and time of ``||e_t - f_distill(s_t^i)||^2`` (Eq. 4's distance, without the weight and
+            ``alpha``). The weights move towards the teachers with the smallest distance.
         """
         self._distill_diagnostics = None
         replay_metrics = self._replay_update() if self._guidance_enabled else {}
@@ -246,9 +249,11 @@ class Vid2ActAgent(DreamerAgent):
         diag = self._distill_diagnostics
         if diag is not None:
             weights, freqs = diag["similarity_weights"].tolist(), diag["selected_task_freq"].tolist()
-            for task, w, f in zip(self.source_tasks, weights, freqs):
+            errors = diag["distill_error"].tolist()
+            for task, w, f, e in zip(self.source_tasks, weights, freqs, errors):
                 metrics[f"similarity_weight/{task}"] = w
                 metrics[f"selected_task_freq/{task}"] = f
+                metrics[f"distill_error/{task}"] = e
         return metrics
 
     def _replay_update(self) -> dict[str, float]:

@@ -22,7 +22,7 @@ def _run(root, agent, seed):
     return run
 
 
-def _diagnostics(run, frames, student, teachers=None, weights=None, shift=None, name=None):
+def _diagnostics(run, frames, student, teachers=None, weights=None, shift=None, name=None, distances=None):
     errors = {"student": {"context": 0.01, "open_loop": student}, "hold_last_frame": {"context": 0.0, "open_loop": 0.003}}
     errors.update({k: {"context": 0.02, "open_loop": v} for k, v in (teachers or {}).items()})
     d = {"env": "metaworld/door-lock", "env_frames": frames, "teacher_errors": errors,
@@ -31,6 +31,8 @@ def _diagnostics(run, frames, student, teachers=None, weights=None, shift=None, 
         d["similarity_weight"] = weights
     if shift is not None:
         d["guidance"] = {"other_source_shift": shift}
+    if distances:
+        d["distill_error"] = distances
     folder = run / "diagnostics"
     folder.mkdir(exist_ok=True)
     (folder / (name or f"diagnostics_{frames:08d}.json")).write_text(json.dumps(d))
@@ -42,7 +44,7 @@ def test_means_over_seeds_name_the_best_and_the_top_weighted_teacher(tmp_path):
         teachers = {"door-close": 0.03, "handle-press": 0.05, "window-close": 0.06}
         teachers[best] = err
         _diagnostics(run, 2000, 0.1 + seed, teachers, {"door-close": 0.1, "handle-press": 0.1, "window-close": 0.8},
-                     shift=0.02 * (seed + 1))
+                     shift=0.02 * (seed + 1), distances={"door-close": 9.0, "handle-press": 8.0, "window-close": 1.0})
         _diagnostics(run, 1000, 9.0, teachers)  # older: ignored
     dv2 = _run(tmp_path, "dreamerv2", 0)
     _diagnostics(dv2, 2000, 0.05)
@@ -55,10 +57,11 @@ def test_means_over_seeds_name_the_best_and_the_top_weighted_teacher(tmp_path):
     assert v.best_teacher == {"door-close": 1, "handle-press": 1}
     assert v.means["best_teacher_error"] == pytest.approx(0.0225)
     assert v.top_teacher == {"window-close": 2} and v.means["top_teacher_error"] == pytest.approx(0.06)
+    assert v.nearest_teacher == {"window-close": 2} and d.nearest_teacher == {}
     assert v.means["guidance_shift"] == pytest.approx(0.03)
     assert d.best_teacher == {} and d.means["guidance_shift"] != d.means["guidance_shift"]  # NaN: no teachers
     table = format_diagnostics_table([d, v])
-    assert "| metaworld/door-lock | dreamerv2 | 0.0500 | 0.0030 | - | - | - | - | - | 0.500 | 0.90 | 1 |" in table
+    assert "| metaworld/door-lock | dreamerv2 | 0.0500 | 0.0030 | - | - | - | - | - | - | 0.500 | 0.90 | 1 |" in table
     assert "window-close (2/2)" in table
 
 

@@ -69,6 +69,8 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
     assert set(report["actor"]) == {"state_spread", "sample_spread", "saturated_share"}
     assert all(0 <= v <= 2 for v in (*guidance.values(), *report["actor"].values()))
     assert report["model_loss_terms"]["loss_distill"] > 0
+    assert set(report["distill_error"]) == set(SOURCES) and min(report["distill_error"].values()) > 0
+    assert (scalars / "train" / "distill_error" / f"{SOURCES[0]}.csv").is_file()
     top = max(SOURCES, key=lambda t: report["similarity_weight"][t])
     best = min(SOURCES, key=lambda t: report["teacher_errors"][t]["open_loop"])
     assert {p.name for p in (run / "diagnostics").iterdir()} == {

@@ -76,6 +76,10 @@ def test_every_vid2act_variant_builds_and_updates(teacher, agent, kind, guidance
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert {f"similarity_weight/{s}" for s in SOURCES} <= metrics.keys() and "loss_distill" in metrics
     assert sum(metrics[f"similarity_weight/{s}"] for s in SOURCES) == pytest.approx(1.0, abs=1e-5)
+    errors = [metrics[f"distill_error/{s}"] for s in SOURCES]  # each teacher's distance to the student
+    assert min(errors) > 0
+    if agent == "uniform_weights":  # w = 1/N everywhere: the loss is alpha times the mean distance
+        assert metrics["loss_distill"] == pytest.approx(learner.alpha * sum(errors) / len(errors), rel=1e-4)
     assert ("loss_replay_reco" in metrics) == guidance
     # teachers frozen; learned weights move, uniform weights have nothing to learn
     assert all(torch.equal(a, b) for a, b in zip(teacher_before, learner.teachers.parameters()))
