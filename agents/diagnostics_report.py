@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class RunDiagnostics:
         best_teacher / best_teacher_error: the teacher with the lowest open-loop error (Vid2Act runs).
         top_teacher / top_teacher_error: the teacher with the highest similarity weight, and its error.
         nearest_teacher: the teacher with the smallest distillation distance ``||e_t - f_distill(s_t^i)||^2``
-            on the windows (the distance the weights are trained on; ``None`` in files that lack it).
+            (Eq. 4) on the windows (the distance the weights are trained on; ``None`` in files that lack it).
         guidance_shift: mean absolute change of the deterministic action per dimension when another
             source's guidance replaces the selected one's.
         state_spread: the deterministic action's spread over states (same units).
@@ -62,7 +63,8 @@ class RunDiagnostics:
     saturated_share: float
 
 
-def _newest(folder: pathlib.Path, pattern: re.Pattern) -> list[tuple[int, pathlib.Path, re.Match]]:
+def _matching(folder: pathlib.Path, pattern: re.Pattern) -> list[tuple[int, pathlib.Path, re.Match]]:
+    """Files in ``folder`` whose name matches ``pattern``, as ``(env frames, path, match)``, oldest first."""
     found = [(int(m.group(1)), p, m) for p in folder.glob("diagnostics_*.json") if (m := pattern.fullmatch(p.name))]
     return sorted(found, key=lambda x: x[0])
 
@@ -107,7 +109,7 @@ def run_diagnostics(run_dir: str | pathlib.Path) -> RunDiagnostics | None:
         ValueError: the file is not JSON or lacks a field ``diagnose`` writes (the message names the file and
             the command that rewrites it).
     """
-    found = _newest(pathlib.Path(run_dir) / "diagnostics", _OWN)
+    found = _matching(pathlib.Path(run_dir) / "diagnostics", _OWN)
     if not found:
         return None
     path = found[-1][1]
@@ -137,11 +139,8 @@ _MEANS = ("open_loop", "hold_last_frame", "best_teacher_error", "top_teacher_err
 
 
 def _counts(names: list[str | None]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for n in names:
-        if n is not None:
-            out[n] = out.get(n, 0) + 1
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+    """Seeds per name, most frequent first (ties by name); ``None`` is not counted."""
+    return dict(sorted(Counter(n for n in names if n is not None).items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def diagnostic_summaries(records: list[RunRecord]) -> list[DiagnosticSummary]:
@@ -206,7 +205,7 @@ def cross_replay_rows(records: list[RunRecord]) -> list[CrossReplayRow]:
     rows = []
     for r in sorted(records, key=lambda r: (r.env, r.agent, r.seed)):
         newest: dict[str, pathlib.Path] = {}
-        for _, path, m in _newest(r.path / "diagnostics", _CROSS):
+        for _, path, m in _matching(r.path / "diagnostics", _CROSS):
             newest[m.group(2)] = path
         if not newest:
             continue
