@@ -218,8 +218,10 @@ def _strip(path: pathlib.Path, truth: torch.Tensor, prediction: torch.Tensor, co
     save_open_loop_strip(path, truth[:2, :30], prediction[:2, :30], context=context, title=title, error_max=0.5)
 
 
-def _windows_tag(run_dir: pathlib.Path, windows_from: pathlib.Path) -> str:
-    """``<agent>_seed<seed>`` of the run whose replay gives the windows (its folder name without labels).
+def _windows_tag(run_dir: pathlib.Path, windows_from: pathlib.Path) -> tuple[str, str]:
+    """The run whose replay gives the windows: its file-name tag ``<agent>_seed<seed>`` (characters other
+    than letters, digits and ``-_.=`` replaced by ``-``) and its readable label ``"<agent> seed <seed>"``
+    (e.g. ``"vid2act[alpha=0.0026] seed 0"``); its folder name for both when its config names no labels.
 
     Raises:
         ValueError: the two runs' configs name different envs.
@@ -231,7 +233,8 @@ def _windows_tag(run_dir: pathlib.Path, windows_from: pathlib.Path) -> str:
         raise ValueError(f"windows_from={windows_from} is a run of {labels.env}, run_dir={run_dir} of {own.env}: "
                          f"pass a run of the same env")
     tag = windows_from.name if labels is None else f"{labels.agent}_seed{labels.seed}"
-    return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in tag)
+    label = windows_from.name if labels is None else f"{labels.agent} seed {labels.seed}"
+    return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in tag), label
 
 
 def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int = 50, context: int = 5,
@@ -247,7 +250,8 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         device: where the restored agent runs.
         windows_from: another ``train`` run folder of the same env whose replay gives the windows (``None``:
             this run's). Outputs are then named ``diagnostics_<env frames>_on_<tag>.json`` and
-            ``open_loop_<name>_on_<tag>.png``, ``tag`` = that run's ``<agent>_seed<seed>``.
+            ``open_loop_<name>_on_<tag>.png``, ``tag`` = that run's ``<agent>_seed<seed>`` made file-safe;
+            ``"windows"`` then also holds ``"from_label"``, e.g. ``"vid2act[alpha=0.0026] seed 0"``.
 
     Returns:
         ``{"env", "agent", "env_frames", "windows", "teacher_errors", "actor" (:func:`actor_spread`),
@@ -270,7 +274,8 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
     source = run_dir if windows_from is None else pathlib.Path(windows_from)
     if windows_from is not None and not (source / "replay" / "manifest.json").is_file():  # before the restore
         raise FileNotFoundError(f"{source / 'replay'}: no replay store (manifest.json); pass the folder of a train run")
-    suffix = "" if windows_from is None else f"_on_{_windows_tag(run_dir, source)}"
+    tag, from_label = ("", None) if windows_from is None else _windows_tag(run_dir, source)
+    suffix = f"_on_{tag}" if tag else ""
     cfg, env, agent, _, frames = restore_run(run_dir, device=device)
     env.close()  # built for the action dim only
     agent.eval()
@@ -288,7 +293,7 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
     guided = teachers and agent._guidance_enabled
     out = {"env": cfg.env.name, "agent": cfg.agent.name, "env_frames": frames,
            "windows": {"sequences": sequences, "seq_len": seq_len, "context": context, "seed": seed,
-                       "from": str(source)},
+                       "from": str(source), **({"from_label": from_label} if from_label else {})},
            "teacher_errors": errors}
     if teachers:
         weights, task_index = rows["similarity_weights"], rows["task_index"]  # [S, L, N], [S, L]

@@ -211,8 +211,11 @@ def cross_replay_rows(records: list[RunRecord]) -> list[CrossReplayRow]:
             continue
         own = run_diagnostics(r.path)
         for tag, path in sorted(newest.items()):
-            d = _parse(_read(path), path)
-            rows.append(CrossReplayRow(r.env, r.agent, r.seed, tag.replace("_seed", " seed "), d.open_loop,
+            raw = _read(path)
+            d = _parse(raw, path)
+            windows = raw.get("windows") if isinstance(raw.get("windows"), dict) else {}
+            frames_of = windows.get("from_label") or tag.replace("_seed", " seed ")  # files written before it
+            rows.append(CrossReplayRow(r.env, r.agent, r.seed, str(frames_of), d.open_loop,
                                        own.open_loop if own else float("nan")))
     return rows
 

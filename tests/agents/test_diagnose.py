@@ -61,3 +61,16 @@ def test_windows_from_another_env_or_without_replay_are_clear_errors(tmp_path):
     _store(tmp_path / "other" / "replay", [30])
     with pytest.raises(ValueError, match="is a run of metaworld/drawer-open.*pass a run of the same env"):
         diagnose_run(tmp_path / "run", windows_from=tmp_path / "other")
+
+
+def test_windows_from_a_knob_run_get_a_file_safe_tag_and_a_readable_label(tmp_path):
+    from omegaconf import OmegaConf
+
+    from vid2act.agents.diagnose import _windows_tag
+
+    for name, agent in (("run", {"name": "dreamerv2"}), ("knob", {"name": "vid2act", "alpha": 0.0026})):
+        (tmp_path / name).mkdir()
+        OmegaConf.save({"env": {"name": "metaworld/door-lock"}, "agent": agent, "seed": 2}, tmp_path / name / "config.yaml")
+    assert _windows_tag(tmp_path / "run", tmp_path / "knob") == ("vid2act-alpha=0.0026-_seed2", "vid2act[alpha=0.0026] seed 2")
+    (tmp_path / "bare").mkdir()  # no config: the folder name for both
+    assert _windows_tag(tmp_path / "run", tmp_path / "bare") == ("bare", "bare")

@@ -85,6 +85,19 @@ def test_cross_replay_rows_sit_beside_the_models_own_error_and_reach_the_report(
     assert {g["agent"] for g in saved["diagnostics"]} == {"vid2act", "dreamerv2"} and len(saved["cross_replay"]) == 2
 
 
+def test_a_cross_file_is_named_by_the_label_it_records_over_its_file_tag(tmp_path):
+    d = _run(tmp_path, "dreamerv2", 0)
+    _diagnostics(d, 2000, 0.016)
+    name = "diagnostics_00002000_on_vid2act-alpha=0.0026-_seed0.json"  # the file-safe tag of a knob run
+    _diagnostics(d, 2000, 0.021, name=name)
+    assert cross_replay_rows(find_runs(tmp_path))[0].frames_of == "vid2act-alpha=0.0026- seed 0"  # older files
+    path = d / "diagnostics" / name
+    saved = json.loads(path.read_text())
+    saved["windows"] = {"from": "/runs/vid2act_alpha/seed0", "from_label": "vid2act[alpha=0.0026] seed 0"}
+    path.write_text(json.dumps(saved))
+    assert cross_replay_rows(find_runs(tmp_path))[0].frames_of == "vid2act[alpha=0.0026] seed 0"
+
+
 def test_a_corrupt_or_incomplete_diagnostics_file_names_itself(tmp_path):
     run = _run(tmp_path, "vid2act", 0)
     (run / "diagnostics").mkdir()
