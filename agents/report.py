@@ -4,6 +4,8 @@ Every run folder below ``runs`` (a Hydra multirun sweep such as ``multirun/metaw
 folder of ``train`` runs) that holds ``metrics/scalars/<metric>.csv`` is one run. Runs are grouped by
 target env and agent variant (the ``agent=`` choice from ``.hydra/hydra.yaml``, else the variant the
 saved config or checkpoint describes) and the groups' curves are averaged over seeds at the env frames all their seeds reached.
+Where the runs loaded more than one teacher checkpoint, the label of each run with teachers ends in its
+teachers' folder (``vid2act@teachers_metaworld_cpu_12k``).
 
 Writes next to the runs: ``report.md`` (a table: final mean ± std over seeds beside the final IQM with
 its 95% stratified-bootstrap interval, number of seeds, env frames; with several envs a second table
@@ -99,6 +101,9 @@ def _run_labels(run_dir: pathlib.Path) -> tuple[str, str, int] | None:
 def find_runs(root: str | pathlib.Path, metric: str = "eval/return") -> list[RunRecord]:
     """Every run below ``root`` with a logged ``metric`` and a readable config or checkpoint.
 
+    Runs with teachers are labelled by their teacher checkpoint's folder when the runs used several
+    (``vid2act@teachers_metaworld_cpu_12k``).
+
     Raises:
         FileNotFoundError: ``root`` is missing or holds no such run.
     """
@@ -106,17 +111,47 @@ def find_runs(root: str | pathlib.Path, metric: str = "eval/return") -> list[Run
     if not root.is_dir():
         raise FileNotFoundError(f"runs={root}: no such directory; pass runs=<folder of train runs, e.g. a sweep's "
                                 f"multirun/<name>>")
-    records = []
+    records, teachers = [], {}
     for csv in sorted(root.rglob(f"metrics/scalars/{metric}.csv")):
         run_dir = csv.parents[len(pathlib.PurePosixPath(metric).parts) + 1]
         labels = _run_labels(run_dir)
         frames, values = read_scalar(run_dir / "metrics" / "scalars", metric)
         if labels is not None and len(frames):
             records.append(RunRecord(run_dir, *labels, frames, values))
+            teachers[run_dir] = _teacher_of(run_dir)
     if not records:
         raise FileNotFoundError(
             f"runs={root}: no run folder with metrics/scalars/{metric}.csv and a .hydra/config.yaml or checkpoint.pt"
         )
+    return _name_teachers(records, teachers)
+
+
+def _teacher_of(run_dir: pathlib.Path) -> str | None:
+    """The teacher checkpoint a Vid2Act-family or finetune run loaded (``teacher=`` in its config), else None."""
+    from omegaconf import OmegaConf
+
+    cfg_path = next((p for p in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml") if p.exists()), None)
+    if cfg_path is None:
+        return None
+    cfg = OmegaConf.load(cfg_path)
+    if str(OmegaConf.select(cfg, "agent.name", default="")) not in ("vid2act", "finetune"):
+        return None
+    return str(OmegaConf.select(cfg, "teacher", default="") or "") or None
+
+
+def _name_teachers(records: list[RunRecord], teachers: dict) -> list[RunRecord]:
+    """Where the runs loaded more than one teacher checkpoint, each teacher-using run's agent label names its
+    teachers' folder (``vid2act@teachers_metaworld_cpu_12k``; the whole path where two folders share a name), so runs on other teachers are never averaged
+    together; with one teacher checkpoint (or none) the labels stay as they are."""
+    paths = sorted({t for t in teachers.values() if t is not None})
+    if len(paths) < 2:
+        return records
+    folders = [pathlib.PurePath(t).parent.name for t in paths]
+    unique = len(set(folders)) == len(folders)
+    tags = {t: (f if unique else t) for t, f in zip(paths, folders)}  # same folder names: the whole paths
+    for r in records:
+        if teachers.get(r.path) is not None:
+            r.agent = f"{r.agent}@{tags[teachers[r.path]]}"
     return records
 
 

@@ -151,3 +151,24 @@ def test_variant_knobs_leave_named_ablations_and_other_agents_alone():
     assert agent_variant(OmegaConf.create({"name": "vid2act", "distill_hidden_dims": [64]})) \
         == "vid2act[distill_hidden_dims=[64]]"
     assert agent_variant(OmegaConf.create({"name": "dreamerv2", "alpha": 0.5})) == "dreamerv2"
+
+
+def test_runs_on_other_teacher_checkpoints_are_grouped_apart(tmp_path):
+    """Vid2Act runs on two teacher checkpoints are two groups named by the teachers' folders; DreamerV2 keeps its label."""
+    for seed, teacher in ((0, "results/teachers_6k/teachers.pt"), (1, "results/teachers_6k/teachers.pt"),
+                          (2, "results/teachers_12k/teachers.pt")):
+        run = _run(tmp_path, "metaworld/door-lock", "vid2act", seed, [(1000, float(seed))])
+        cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+        cfg.teacher = teacher
+        OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    _run(tmp_path, "metaworld/door-lock", "dreamerv2", 0, [(1000, 5.0)])
+    groups = {g.agent: g.seeds for g in aggregate(find_runs(tmp_path))}
+    assert groups == {"vid2act@teachers_6k": [0, 1], "vid2act@teachers_12k": [2], "dreamerv2": [0]}
+
+
+def test_one_teacher_checkpoint_leaves_the_labels_alone(tmp_path):
+    run = _run(tmp_path, "metaworld/door-lock", "vid2act", 0, [(1000, 1.0)])
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    cfg.teacher = "results/teachers_6k/teachers.pt"
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    assert [r.agent for r in find_runs(tmp_path)] == ["vid2act"]
