@@ -7,7 +7,7 @@ episode start). It prints JSON, writes it to ``<run_dir>/diagnostics/diagnostics
 writes open-loop strips on one colour scale: ``open_loop_student.png`` and, for Vid2Act,
 ``open_loop_<source>.png`` of the teacher with the highest weight and of the one with the lowest error.
 ``windows_from=<other train run>`` takes the windows from that run's replay instead (files ``..._on_<its
-agent>_seed<its seed>``): two runs' models are then scored on the same frames, which their own replays,
+agent>_seed<its seed>``, the agent followed by ``@<teachers' folder>`` for a run with teachers): two runs' models are then scored on the same frames, which their own replays,
 recorded by different policies, are not.
 
 * **Teachers on the target** (:func:`teacher_errors`): every teacher's (Vid2Act) and the student's open-loop
@@ -220,21 +220,26 @@ def _strip(path: pathlib.Path, truth: torch.Tensor, prediction: torch.Tensor, co
 
 def _windows_tag(run_dir: pathlib.Path, windows_from: pathlib.Path) -> tuple[str, str]:
     """The run whose replay gives the windows: its file-name tag ``<agent>_seed<seed>`` (characters other
-    than letters, digits and ``-_.=`` replaced by ``-``) and its readable label ``"<agent> seed <seed>"``
-    (e.g. ``"vid2act[alpha=0.0026] seed 0"``); its folder name for both when its config names no labels.
+    than letters, digits and ``-_.=@`` replaced by ``-``) and its readable label ``"<agent> seed <seed>"``
+    (e.g. ``"vid2act[alpha=0.0026] seed 0"``; a run with teachers adds their folder,
+    ``"vid2act@teachers_metaworld_cpu_12k seed 0"``); its folder name for both when its config names no labels.
 
     Raises:
         ValueError: the two runs' configs name different envs.
     """
-    from vid2act.agents.run_labels import run_labels
+    from vid2act.agents.run_labels import run_labels, teacher_checkpoint, teachers_name
 
     labels, own = run_labels(windows_from), run_labels(run_dir)
     if labels is not None and own is not None and labels.env != own.env:
         raise ValueError(f"windows_from={windows_from} is a run of {labels.env}, run_dir={run_dir} of {own.env}: "
                          f"pass a run of the same env")
-    tag = windows_from.name if labels is None else f"{labels.agent}_seed{labels.seed}"
-    label = windows_from.name if labels is None else f"{labels.agent} seed {labels.seed}"
-    return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in tag), label
+    agent = None if labels is None else labels.agent
+    teacher = teacher_checkpoint(windows_from)
+    if agent is not None and teacher is not None:  # students of other teachers must not share a file name
+        agent = f"{agent}@{teachers_name(teacher)}"
+    tag = windows_from.name if labels is None else f"{agent}_seed{labels.seed}"
+    label = windows_from.name if labels is None else f"{agent} seed {labels.seed}"
+    return "".join(c if c.isalnum() or c in "-_.=@" else "-" for c in tag), label
 
 
 def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int = 50, context: int = 5,
@@ -250,7 +255,8 @@ def diagnose_run(run_dir: str | os.PathLike, *, sequences: int = 8, seq_len: int
         device: where the restored agent runs.
         windows_from: another ``train`` run folder of the same env whose replay gives the windows (``None``:
             this run's). Outputs are then named ``diagnostics_<env frames>_on_<tag>.json`` and
-            ``open_loop_<name>_on_<tag>.png``, ``tag`` = that run's ``<agent>_seed<seed>`` made file-safe;
+            ``open_loop_<name>_on_<tag>.png``, ``tag`` = that run's ``<agent>_seed<seed>`` made file-safe
+            (``<agent>@<teachers' folder>`` for a run with teachers);
             ``"windows"`` then also holds ``"from_label"``, e.g. ``"vid2act[alpha=0.0026] seed 0"``.
 
     Returns:

@@ -36,6 +36,7 @@ from vid2act.agents.errors import cli_errors
 from vid2act.agents.interval_estimates import iqm, stratified_bootstrap_ci
 from vid2act.agents.plots import read_scalar
 from vid2act.agents.report_figure import plot_report
+from vid2act.agents.run_labels import teacher_checkpoint, teachers_name
 
 __all__ = ["RunRecord", "Group", "Summary", "find_runs", "aggregate", "summarize_over_envs", "format_table",
            "plot_report", "report_stem", "run_report", "by_group", "on_shared_frames"]
@@ -118,25 +119,12 @@ def find_runs(root: str | pathlib.Path, metric: str = "eval/return") -> list[Run
         frames, values = read_scalar(run_dir / "metrics" / "scalars", metric)
         if labels is not None and len(frames):
             records.append(RunRecord(run_dir, *labels, frames, values))
-            teachers[run_dir] = _teacher_of(run_dir)
+            teachers[run_dir] = teacher_checkpoint(run_dir)
     if not records:
         raise FileNotFoundError(
             f"runs={root}: no run folder with metrics/scalars/{metric}.csv and a .hydra/config.yaml or checkpoint.pt"
         )
     return _name_teachers(records, teachers)
-
-
-def _teacher_of(run_dir: pathlib.Path) -> str | None:
-    """The teacher checkpoint a Vid2Act-family or finetune run loaded (``teacher=`` in its config), else None."""
-    from omegaconf import OmegaConf
-
-    cfg_path = next((p for p in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml") if p.exists()), None)
-    if cfg_path is None:
-        return None
-    cfg = OmegaConf.load(cfg_path)
-    if str(OmegaConf.select(cfg, "agent.name", default="")) not in ("vid2act", "finetune"):
-        return None
-    return str(OmegaConf.select(cfg, "teacher", default="") or "") or None
 
 
 def _name_teachers(records: list[RunRecord], teachers: dict) -> list[RunRecord]:
@@ -146,7 +134,7 @@ def _name_teachers(records: list[RunRecord], teachers: dict) -> list[RunRecord]:
     paths = sorted({t for t in teachers.values() if t is not None})
     if len(paths) < 2:
         return records
-    folders = [pathlib.PurePath(t).parent.name for t in paths]
+    folders = [teachers_name(t) for t in paths]
     unique = len(set(folders)) == len(folders)
     tags = {t: (f if unique else t) for t, f in zip(paths, folders)}  # same folder names: the whole paths
     for r in records:

@@ -7,7 +7,7 @@ import pathlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["RunLabels", "run_labels", "run_title", "comparison_title"]
+__all__ = ["RunLabels", "run_labels", "run_title", "comparison_title", "teacher_checkpoint", "teachers_name"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,30 @@ def run_labels(run_dir: str | os.PathLike) -> RunLabels | None:
     except Exception:  # a config of another job (no env / agent / seed), an unreadable file: no label
         return None
     return None if labels is None else RunLabels(*labels)
+
+
+def teacher_checkpoint(run_dir: str | os.PathLike) -> str | None:
+    """The teacher checkpoint a ``vid2act``-family or ``finetune`` run loaded (``teacher=`` in its ``config.yaml``
+    or ``.hydra/config.yaml``, as written), else ``None`` (DreamerV2, no config, another job's config)."""
+    from omegaconf import OmegaConf
+
+    run_dir = pathlib.Path(run_dir)
+    cfg_path = next((p for p in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml") if p.exists()), None)
+    if cfg_path is None:
+        return None
+    try:
+        cfg = OmegaConf.load(cfg_path)
+    except Exception:  # an unreadable file: no teacher to name
+        return None
+    if str(OmegaConf.select(cfg, "agent.name", default="")) not in ("vid2act", "finetune"):
+        return None
+    return str(OmegaConf.select(cfg, "teacher", default="") or "") or None
+
+
+def teachers_name(checkpoint: str) -> str:
+    """The short name runs on a teacher checkpoint are labelled by: its folder's name
+    (``.../teachers_metaworld_cpu_12k/teachers.pt`` -> ``"teachers_metaworld_cpu_12k"``)."""
+    return pathlib.PurePath(checkpoint).parent.name or str(checkpoint)
 
 
 def run_title(run_dir: str | os.PathLike, *details: str) -> str | None:

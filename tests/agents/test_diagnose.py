@@ -72,5 +72,8 @@ def test_windows_from_a_knob_run_get_a_file_safe_tag_and_a_readable_label(tmp_pa
         (tmp_path / name).mkdir()
         OmegaConf.save({"env": {"name": "metaworld/door-lock"}, "agent": agent, "seed": 2}, tmp_path / name / "config.yaml")
     assert _windows_tag(tmp_path / "run", tmp_path / "knob") == ("vid2act-alpha=0.0026-_seed2", "vid2act[alpha=0.0026] seed 2")
+    OmegaConf.save({"env": {"name": "metaworld/door-lock"}, "agent": {"name": "vid2act"}, "seed": 2,
+                    "teacher": "results/teachers_12k/teachers.pt"}, tmp_path / "knob" / "config.yaml")
+    assert _windows_tag(tmp_path / "run", tmp_path / "knob") == ("vid2act@teachers_12k_seed2", "vid2act@teachers_12k seed 2")
     (tmp_path / "bare").mkdir()  # no config: the folder name for both
     assert _windows_tag(tmp_path / "run", tmp_path / "bare") == ("bare", "bare")

@@ -26,3 +26,16 @@ def test_folders_that_do_not_say_give_none(tmp_path):
     assert run_labels(tmp_path) is None and run_title(tmp_path) is None and comparison_title([tmp_path]) is None
     OmegaConf.save({"data": "x", "layout": "mixture"}, tmp_path / "config.yaml")  # another job's config
     assert run_labels(tmp_path) is None
+
+
+def test_teacher_checkpoint_of_runs_with_and_without_teachers(tmp_path):
+    from vid2act.agents.run_labels import teacher_checkpoint, teachers_name
+
+    a = _run(tmp_path / "a", "metaworld/door-lock", "vid2act", 0)
+    cfg = OmegaConf.load(a / "config.yaml")
+    cfg.teacher = "results/teachers_12k/teachers.pt"
+    OmegaConf.save(cfg, a / "config.yaml")
+    b = _run(tmp_path / "b", "metaworld/door-lock", "dreamerv2", 0)
+    OmegaConf.save({**OmegaConf.to_container(OmegaConf.load(b / "config.yaml")), "teacher": "x/t.pt"}, b / "config.yaml")
+    assert teacher_checkpoint(a) == "results/teachers_12k/teachers.pt" and teachers_name(teacher_checkpoint(a)) == "teachers_12k"
+    assert teacher_checkpoint(b) is None and teacher_checkpoint(tmp_path / "missing") is None  # DreamerV2 loads none
