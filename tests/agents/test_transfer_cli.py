@@ -81,6 +81,6 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
                   "context=3", "torch_threads=1", cwd=tmp_path)
     again = json.loads(stdout[stdout.index("{"):])
     assert again["teacher_errors"] == report["teacher_errors"] and again["windows"]["from"] == str(run)
-    assert again["windows"]["from_label"] == "vid2act seed 0"
-    assert (run / "diagnostics" / f"diagnostics_{frames:08d}_on_vid2act_seed0.json").is_file()
-    assert (run / "diagnostics" / "open_loop_student_on_vid2act_seed0.png").is_file()
+    assert again["windows"]["from_label"] == "vid2act@pretrain seed 0"  # a student names its teachers' folder
+    assert (run / "diagnostics" / f"diagnostics_{frames:08d}_on_vid2act@pretrain_seed0.json").is_file()
+    assert (run / "diagnostics" / "open_loop_student_on_vid2act@pretrain_seed0.png").is_file()
