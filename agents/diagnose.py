@@ -42,7 +42,8 @@ from tensordict import TensorDict, TensorDictBase
 from vid2act.agents.errors import cli_errors
 from vid2act.agents.vid2act import Vid2ActAgent
 
-__all__ = ["actor_spread", "diagnose_run", "guidance_effect", "replay_windows", "teacher_errors"]
+__all__ = ["actor_spread", "diagnose_run", "guidance_effect", "open_loop_errors", "replay_windows", "teacher_errors",
+           "teacher_models"]
 
 
 def replay_windows(replay_dir: str | os.PathLike, *, sequences: int, seq_len: int, seed: int = 0) -> TensorDict:
@@ -95,19 +96,22 @@ def _pixel_error(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Open-loop pixel errors of the student and of every teacher on ``batch``, and their predictions.
+def open_loop_errors(models: list[tuple[str, object, torch.Tensor | None]], batch: TensorDictBase, *, context: int
+                     ) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Open-loop pixel errors of several world models on the same windows, and their predictions.
 
     Args:
-        agent: a restored agent; the teachers of a :class:`~vid2act.agents.vid2act.Vid2ActAgent` too.
+        models: ``(name, world_model, task_label)`` triples; ``task_label`` is the ``[S, L, N]`` one-hot of a
+            label-conditioned (mixture) teacher, ``None`` otherwise. Models with a wider action space see the
+            actions zero-padded, as the teachers did in training.
         batch: ``[S, L]`` rows (``pixels`` uint8, ``prev_action``, ``is_first``), e.g. :func:`replay_windows`.
         context: frames seen by the posterior, in ``[1, L - 1]``.
 
     Returns:
-        ``(errors, predictions)``: ``errors[name] = {"context": ..., "open_loop": ...}`` (mean absolute
-        error on ``[0, 1]``) for ``"student"`` (the agent's world model), each source task, and
-        ``"hold_last_frame"``: the last context frame held still over the open-loop rows (a model below it
-        predicts motion); ``predictions[name]`` the uint8 ``[S, L, 3, H, W]`` frames of each model.
+        ``(errors, predictions)``: ``errors[name] = {"context": ..., "open_loop": ...}`` (mean absolute error
+        on ``[0, 1]``, latents at their mode, so deterministic) for every model and ``"hold_last_frame"``: the
+        last context frame held still over the open-loop rows (a model below it predicts motion);
+        ``predictions[name]`` the uint8 ``[S, L, 3, H, W]`` frames of each model.
 
     Raises:
         ValueError: ``context`` outside ``[1, L - 1]``.
@@ -116,15 +120,10 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
 
     length = batch.shape[1]
     if not 1 <= context <= length - 1:
-        raise ValueError(f"teacher_errors: context must be in [1, {length - 1}], got {context}")
+        raise ValueError(f"open_loop_errors: context must be in [1, {length - 1}], got {context}")
     pixels, prev_action, is_first = batch["pixels"], batch["prev_action"], batch["is_first"]
-    models = [("student", agent.world_model, None)]
-    for i, task in enumerate(agent.source_tasks if isinstance(agent, Vid2ActAgent) else ()):
-        model, label = agent.teachers.teacher_model(i)
-        models.append((task, model, None if label is None else label.expand(*batch.shape, -1)))
     errors, predictions = {}, {}
     for name, model, label in models:
-        # teachers of wider-action sources see zero-padded actions, as in training
         action = torch.nn.functional.pad(prev_action, (0, model.action_dim - prev_action.shape[-1]))
         frames = open_loop_prediction(model, pixels, action, is_first, context=context, task_label=label)
         per_row = _pixel_error(frames, pixels)
@@ -134,6 +133,30 @@ def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict,
     hold = pixels[:, context - 1:context].expand_as(truth)  # the last context frame, held still
     errors["hold_last_frame"] = {"context": 0.0, "open_loop": float(_pixel_error(hold, truth).mean())}
     return errors, predictions
+
+
+def teacher_models(teachers, batch_shape: torch.Size) -> list[tuple[str, object, torch.Tensor | None]]:
+    """``(source task, world model, task label or None)`` of every teacher of a
+    :class:`~vid2act.components.transfer.teacher_bank.TeacherBank`, for :func:`open_loop_errors` on windows of
+    ``batch_shape`` ``[S, L]``; ``/`` in a task name becomes ``_``, as in the agent's ``source_tasks``."""
+    models = []
+    for i, task in enumerate(teachers.source_tasks):
+        model, label = teachers.teacher_model(i)
+        models.append((task.replace("/", "_"), model, None if label is None else label.expand(*batch_shape, -1)))
+    return models
+
+
+def teacher_errors(agent, batch: TensorDictBase, *, context: int) -> tuple[dict, dict[str, torch.Tensor]]:
+    """:func:`open_loop_errors` of the agent's world model (``"student"``) and, for a
+    :class:`~vid2act.agents.vid2act.Vid2ActAgent`, of every teacher (named by its source task).
+
+    Raises:
+        ValueError: ``context`` outside ``[1, L - 1]``.
+    """
+    models = [("student", agent.world_model, None)]
+    if isinstance(agent, Vid2ActAgent):
+        models += teacher_models(agent.teachers, batch.shape)
+    return open_loop_errors(models, batch, context=context)
 
 
 @torch.no_grad()

@@ -130,9 +130,9 @@ def restore_run(run_dir: str | os.PathLike, *, env_seed: int | None = None, devi
     """
     from omegaconf import OmegaConf
 
-    from vid2act.agents.checkpoint import CheckpointError, load_checkpoint
+    from vid2act.agents.checkpoint import CheckpointError, check_meta, load_checkpoint
     from vid2act.agents.preflight import check_device
-    from vid2act.agents.train import build_agent, env_options, run_meta
+    from vid2act.agents.train import build_agent, env_options, run_meta, saved_teacher_matches
     from vid2act.envs import make_env
 
     device = check_device(device)
@@ -151,7 +151,8 @@ def restore_run(run_dir: str | os.PathLike, *, env_seed: int | None = None, devi
     try:
         action_dim = env.action_spec.shape[-1]
         agent = build_agent(cfg, action_dim, cfg.env.image_size, device)
-        state = load_checkpoint(run_dir / "checkpoint.pt", expect=run_meta(cfg, action_dim), map_location=device)
+        state = load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
+        check_meta(state, saved_teacher_matches(state.get("meta"), run_meta(cfg, action_dim)), run_dir / "checkpoint.pt")
         agent.load_state_dict(state["agent"])
     except BaseException:
         env.close()

@@ -129,18 +129,36 @@ def find_runs(root: str | pathlib.Path, metric: str = "eval/return") -> list[Run
 
 def _name_teachers(records: list[RunRecord], teachers: dict) -> list[RunRecord]:
     """Where the runs loaded more than one teacher checkpoint, each teacher-using run's agent label names its
-    teachers' folder (``vid2act@teachers_metaworld_cpu_12k``; the whole path where two folders share a name), so runs on other teachers are never averaged
-    together; with one teacher checkpoint (or none) the labels stay as they are."""
-    paths = sorted({t for t in teachers.values() if t is not None})
-    if len(paths) < 2:
+    teachers' folder (``vid2act@teachers_metaworld_cpu_12k``; the whole path where two different checkpoints
+    share a folder name), so runs on other teachers are never averaged together; with one teacher checkpoint
+    (or none) the labels stay as they are. Two paths are one checkpoint (:func:`_same_teachers`) when their
+    files are equal, or, where a file is not on this machine, when their folders share a name: a run config
+    holds the absolute path, which differs between checkouts and machines for the same checkpoint."""
+    groups: list[list[str]] = []  # paths of one checkpoint, in sorted order
+    for t in sorted({t for t in teachers.values() if t is not None}):
+        home = next((g for g in groups if _same_teachers(g[0], t)), None)
+        home.append(t) if home is not None else groups.append([t])
+    if len(groups) < 2:
         return records
-    folders = [teachers_name(t) for t in paths]
-    unique = len(set(folders)) == len(folders)
-    tags = {t: (f if unique else t) for t, f in zip(paths, folders)}  # same folder names: the whole paths
+    folders = [teachers_name(g[0]) for g in groups]
+    tags = {t: (f if folders.count(f) == 1 else g[0]) for g, f in zip(groups, folders) for t in g}
     for r in records:
         if teachers.get(r.path) is not None:
             r.agent = f"{r.agent}@{tags[teachers[r.path]]}"
     return records
+
+
+def _same_teachers(a: str, b: str) -> bool:
+    """Whether teacher paths ``a`` and ``b`` name one checkpoint: equal bytes where both files exist here, else
+    the same folder name (:func:`~vid2act.agents.run_labels.teachers_name`)."""
+    import filecmp
+
+    if a == b:
+        return True
+    pa, pb = pathlib.Path(a), pathlib.Path(b)
+    if pa.is_file() and pb.is_file():
+        return filecmp.cmp(pa, pb, shallow=False)
+    return teachers_name(a) == teachers_name(b)
 
 
 @dataclass

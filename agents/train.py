@@ -24,7 +24,7 @@ from vid2act.agents.errors import cli_errors
 log = logging.getLogger(__name__)
 
 __all__ = ["RESUMABLE_SETTINGS", "VARIANT_KNOBS", "agent_variant", "build_agent", "env_options", "env_render_quality", "record_resume",
-           "resume_changes", "resume_options", "run_config", "run_meta", "run_training", "variant_knobs",
+           "resume_changes", "resume_options", "run_config", "run_meta", "run_training", "saved_teacher_matches", "variant_knobs",
            "write_run_config"]
 
 
@@ -169,11 +169,38 @@ def build_agent(cfg: DictConfig, action_dim: int, image_size: int, device: torch
 
 
 def run_meta(cfg: DictConfig, action_dim: int) -> dict:
-    """The metadata a run's checkpoint carries and a resume / ``evaluate`` must match (env, sizes, agent)."""
+    """The metadata a run's checkpoint carries and a resume / ``evaluate`` must match (env, sizes, agent).
+
+    ``teacher`` is made absolute, as in ``config.yaml`` (:func:`run_config`), so a run started with a relative
+    path is restored from any working directory.
+    """
+    import os
+
+    teacher = os.path.abspath(cfg.teacher) if cfg.teacher else cfg.teacher
     return {"env": cfg.env.name, "action_dim": action_dim, "image_size": cfg.env.image_size,
             "model": OmegaConf.to_container(cfg.model, resolve=True), "agent": cfg.agent.name,
-            "agent_config": OmegaConf.to_container(cfg.agent, resolve=True), "teacher": cfg.teacher,
+            "agent_config": OmegaConf.to_container(cfg.agent, resolve=True), "teacher": teacher,
             "variant": agent_variant(cfg.agent), "seed": cfg.seed}
+
+
+def saved_teacher_matches(saved_meta, meta: dict) -> dict:
+    """``meta`` (:func:`run_meta`) with its ``teacher`` set to the checkpoint's where both name one file.
+
+    Checkpoints written before :func:`run_meta` made the path absolute hold it as typed, e.g.
+    ``benchmarks/.../teachers.pt``, while the run's ``config.yaml`` holds it absolute: the two name the same
+    file when the relative path is the absolute one's tail. Any other difference is left for
+    :func:`~vid2act.agents.checkpoint.check_meta` to report.
+    """
+    import pathlib
+
+    saved = saved_meta.get("teacher") if isinstance(saved_meta, dict) else None
+    want = meta.get("teacher")
+    if not saved or not want or saved == want or pathlib.PurePath(saved).is_absolute():
+        return meta
+    tail = pathlib.PurePath(saved).parts
+    if tail and pathlib.PurePath(want).parts[-len(tail):] == tail:
+        return {**meta, "teacher": saved}
+    return meta
 
 
 def resume_options(cfg: DictConfig, meta) -> DictConfig:
@@ -347,6 +374,7 @@ def run_training(
     if saved is not None:  # refuse another run's checkpoint before touching the run folder;
         from vid2act.agents.checkpoint import check_meta  # the saved buffer needs a buffer of its size
 
+        meta = saved_teacher_matches(saved.get("meta"), meta)  # train_loop checks it again as it restores
         check_meta(saved, meta, ckpt)
         capacity = int(saved.get("buffer_capacity", capacity))
         if (out_dir / "config.yaml").exists():

@@ -122,3 +122,22 @@ def test_agent_options_reach_the_agent():
     assert agent.first_row_is_first and type(agent.world_model.rssm.prior_net.rnn) is nn.GRUCell
     agent = build_agent(_compose(), A, 64, torch.device("cpu"))
     assert not agent.first_row_is_first and isinstance(agent.world_model.rssm.prior_net.rnn, LayerNormGRUCell)
+
+
+def test_relative_teacher_path_in_old_checkpoint_matches_the_absolute_config(tmp_path, monkeypatch):
+    """A checkpoint whose meta holds the teacher path as typed (relative) restores against ``config.yaml``'s
+    absolute path of the same file; another file is still refused, naming the key."""
+    from vid2act.agents.train import saved_teacher_matches
+
+    monkeypatch.chdir(tmp_path)
+    cfg = _compose(overrides=["teacher=results/teachers_12k/teachers.pt"])
+    meta = run_meta(cfg, A)
+    assert meta["teacher"] == str(tmp_path / "results/teachers_12k/teachers.pt")  # absolute, as config.yaml
+    old = {"meta": {**meta, "teacher": "results/teachers_12k/teachers.pt"}}
+    check_meta(old, saved_teacher_matches(old["meta"], meta))
+    with pytest.raises(CheckpointError, match="teacher: checkpoint has 'results/teachers_12k/teachers.pt'"):
+        check_meta(old, run_meta(cfg, A))  # what restore_run compared before
+    for other in ("results/teachers_6k/teachers.pt", "/elsewhere/results/teachers_12k/teachers.pt"):
+        other_meta = {**meta, "teacher": other}
+        with pytest.raises(CheckpointError, match="teacher: checkpoint has"):
+            check_meta({"meta": other_meta}, saved_teacher_matches(other_meta, meta))

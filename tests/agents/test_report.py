@@ -172,3 +172,32 @@ def test_one_teacher_checkpoint_leaves_the_labels_alone(tmp_path):
     cfg.teacher = "results/teachers_6k/teachers.pt"
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     assert [r.agent for r in find_runs(tmp_path)] == ["vid2act"]
+
+
+def _vid2act_on(tmp_path, seed, teacher):
+    run = _run(tmp_path, "metaworld/door-lock", "vid2act", seed, [(1000, float(seed))])
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    cfg.teacher = str(teacher)
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+
+
+def test_one_checkpoint_under_two_checkouts_is_one_group(tmp_path):
+    """Absolute teacher paths of two checkouts (files not on this machine) with one folder name are one
+    checkpoint; another folder is another group."""
+    runs = tmp_path / "runs"
+    _vid2act_on(runs, 0, "/old/checkout/results/teachers_6k/teachers.pt")
+    _vid2act_on(runs, 1, "/new/checkout/results/teachers_6k/teachers.pt")
+    _vid2act_on(runs, 2, "/new/checkout/results/teachers_12k/teachers.pt")
+    groups = {g.agent: g.seeds for g in aggregate(find_runs(runs))}
+    assert groups == {"vid2act@teachers_6k": [0, 1], "vid2act@teachers_12k": [2]}
+
+
+def test_different_checkpoints_in_same_named_folders_are_told_apart_by_content(tmp_path):
+    runs, a, b, c = tmp_path / "runs", tmp_path / "a/teacher", tmp_path / "b/teacher", tmp_path / "c/teacher"
+    for folder, data in ((a, b"one"), (b, b"two"), (c, b"one")):
+        folder.mkdir(parents=True)
+        (folder / "teachers.pt").write_bytes(data)
+    for seed, folder in enumerate((a, b, c)):
+        _vid2act_on(runs, seed, folder / "teachers.pt")
+    groups = {g.agent: g.seeds for g in aggregate(find_runs(runs))}
+    assert groups == {f"vid2act@{a / 'teachers.pt'}": [0, 2], f"vid2act@{b / 'teachers.pt'}": [1]}

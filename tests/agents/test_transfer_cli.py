@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -84,3 +85,20 @@ def test_pretrain_then_transfer_on_metaworld_expert_data(tmp_path):
     assert again["windows"]["from_label"] == "vid2act@pretrain seed 0"  # a student names its teachers' folder
     assert (run / "diagnostics" / f"diagnostics_{frames:08d}_on_vid2act@pretrain_seed0.json").is_file()
     assert (run / "diagnostics" / "open_loop_student_on_vid2act@pretrain_seed0.png").is_file()
+
+    # the teachers' benchmark on the same windows: exactly the run's teacher errors, for the same checkpoint
+    script = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "teacher_target_error.py"
+    proc = subprocess.run([sys.executable, str(script), "--teachers", str(pre / "teachers.pt"), "--windows", str(run),
+                           "--sequences", "2", "--seq-len", "12", "--context", "3", "--threads", "1"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scored = json.loads(proc.stdout)
+    ours = scored["checkpoints"][str(pre / "teachers.pt")]
+    assert ours["gradient_steps"] == 3 and set(ours["errors"]) == set(SOURCES)
+    for task in SOURCES:
+        assert ours["errors"][task] == pytest.approx(report["teacher_errors"][task], rel=1e-5)
+    assert scored["hold_last_frame"] == pytest.approx(report["teacher_errors"]["hold_last_frame"])
+    assert ours["best"] == best
+    proc = subprocess.run([sys.executable, str(script), "--teachers", str(pre / "teachers.pt"), "--windows",
+                           str(tmp_path / "nowhere")], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no offline dataset" in proc.stderr
