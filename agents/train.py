@@ -190,6 +190,13 @@ def saved_teacher_matches(saved_meta, meta: dict) -> dict:
     ``benchmarks/.../teachers.pt``, while the run's ``config.yaml`` holds it absolute: the two name the same
     file when the relative path is the absolute one's tail. Any other difference is left for
     :func:`~vid2act.agents.checkpoint.check_meta` to report.
+
+    Args:
+        saved_meta: the checkpoint's ``meta`` (anything else, e.g. ``None``: ``meta`` is returned as is).
+        meta: the metadata the run expects, from :func:`run_meta` (not changed in place).
+
+    Returns:
+        ``meta``, or a copy whose ``teacher`` is the checkpoint's relative path when it names the same file.
     """
     import pathlib
 
