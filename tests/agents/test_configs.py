@@ -86,3 +86,14 @@ def test_cpu_transfer_experiments_compose_with_their_sweep():
     assert set(sweep.agent.split(",")) == {"vid2act", "dreamerv2"} and sweep.seed == "0,1,2"
     for env in sweep.env.split(","):  # every target exists and is not a source
         assert _compose("train", [f"env={env}"]).env.name.split("/")[1] not in teacher.sources
+
+
+def test_paper_sources_teacher_experiment_changes_only_the_sources_and_their_folders():
+    base = _compose("pretrain", ["experiment=metaworld_cpu_teacher"])
+    paper = _compose("pretrain", ["experiment=metaworld_cpu_teacher_paper_sources"])
+    assert paper.sources == ["button-press-topdown", "door-open", "drawer-close", "peg-insert-side", "pick-place", "push"]
+    assert paper.data != base.data and paper.out_dir != base.out_dir
+    changed = {k for k in base if base[k] != paper[k]}
+    assert changed == {"sources", "data", "out_dir"}
+    for task in paper.sources:  # every source is a Meta-World task the env registry knows
+        assert _compose("collect", [f"env=metaworld/{task}"]).env.name == f"metaworld/{task}"
