@@ -42,10 +42,29 @@ class MultiTaskOfflineData:
             ``action_dim`` (the message lists every dataset and its dim).
 
     Examples:
-        >>> data = MultiTaskOfflineData.from_root("data/metaworld", action_dim=6)  # doctest: +SKIP
-        >>> batch = data.sample(batch_per_source=16, seq_len=50)  # doctest: +SKIP
-        >>> batch.shape, batch["task_index"][:, 0, 0]  # doctest: +SKIP
-        (torch.Size([6, 16, 50]), tensor([0, 1, 2, 3, 4, 5]))
+        Two sources of different action width (a real root holds what ``vid2act.agents.collect``
+        records, e.g. ``data/metaworld_sources``):
+
+        >>> import tempfile
+        >>> from tensordict import TensorDict
+        >>> from vid2act.components.data import MultiTaskOfflineData, OfflineDataset
+        >>> root, T = tempfile.mkdtemp(), 20
+        >>> for task, A in [("dmc/reacher-easy", 2), ("metaworld/door-close", 4)]:
+        ...     ds = OfflineDataset.create(f"{root}/{task.split('/')[1]}", task=task, action_dim=A,
+        ...                                image_size=8, behaviour_policy="expert")
+        ...     stored = ds.append_episode(TensorDict({
+        ...         "pixels": torch.zeros(T + 1, 3, 8, 8, dtype=torch.uint8),
+        ...         "prev_action": torch.cat([torch.zeros(1, A), torch.rand(T, A)]),
+        ...         "reward": torch.zeros(T + 1, 1),
+        ...         "is_first": torch.arange(T + 1).unsqueeze(-1) == 0,
+        ...         "is_last": torch.arange(T + 1).unsqueeze(-1) == T,
+        ...         "is_terminal": torch.zeros(T + 1, 1, dtype=torch.bool),
+        ...         "success": torch.zeros(T + 1, 1, dtype=torch.bool),
+        ...     }, [T + 1]))
+        >>> data = MultiTaskOfflineData.from_root(root, action_dim=4)  # sorted by name
+        >>> batch = data.sample(batch_per_source=3, seq_len=10)
+        >>> batch.shape, batch["task_index"][:, 0, 0].tolist(), batch["prev_action"].shape
+        (torch.Size([2, 3, 10]), [0, 1], torch.Size([2, 3, 10, 4]))
     """
 
     def __init__(

@@ -87,7 +87,7 @@ class OfflineDataset:
         ...     "is_terminal": torch.zeros(T + 1, 1, dtype=torch.bool),
         ...     "success": torch.zeros(T + 1, 1, dtype=torch.bool),
         ... }, [T + 1])
-        >>> ds.append_episode(rows)
+        >>> stored = ds.append_episode(rows)  # the rows as stored, canonical dtypes
         >>> ds.episodes, ds.frames, ds.load().batch_size
         (1, 6, torch.Size([6]))
     """

@@ -273,15 +273,6 @@ def test_a_mid_episode_slice_starts_from_the_initial_latent_with_its_recorded_pr
     torch.testing.assert_close(out[:, 1, 2:], fresh[:, 1, 2:])  # row 1 resets at t = 2
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    import vid2act.components.transfer.teacher_bank as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 10 and result.failed == 0
-
-
 @layouts
 def test_teacher_model_gives_each_teacher_alone_with_its_label(layout):
     bank, _ = _bank(layout)
