@@ -24,8 +24,12 @@ $(VENV)/.installed: pyproject.toml
 quickstart: install
 	$(BIN)/python -m vid2act.agents.quickstart
 
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist; each test is single-threaded): 2 on our 2-core
+# machines. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
 bench: install
 	$(BIN)/python benchmarks/env_throughput.py
